@@ -1,0 +1,1 @@
+"""fobs: the `fobs` command line, which dispatches to the daemons' packages."""

@@ -1,0 +1,5 @@
+import sys
+
+from fobs.cli import main
+
+sys.exit(main())

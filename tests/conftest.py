@@ -1,0 +1,46 @@
+"""Fixtures that start real services; see tests/services.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.services import Influxd, NatsCluster, NatsServer, VictoriaMetrics
+
+
+@pytest.fixture
+def nats_server(tmp_path: Path) -> Iterator[NatsServer]:
+    with NatsServer(tmp_path / "nats") as server:
+        yield server
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    cluster = NatsCluster(tmp_path / "nats-cluster")
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def influxd_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Influxd]:
+    """One influxd for the session; tests that only read/write use their own database."""
+    with Influxd(tmp_path_factory.mktemp("influxd")) as server:
+        yield server
+
+
+@pytest.fixture
+def influxd(tmp_path: Path) -> Iterator[Influxd]:
+    """A private influxd a test may kill and restart."""
+    with Influxd(tmp_path / "influxd") as server:
+        yield server
+
+
+@pytest.fixture
+def victoria_metrics(tmp_path: Path) -> Iterator[VictoriaMetrics]:
+    with VictoriaMetrics(tmp_path / "vm") as server:
+        yield server

@@ -1,0 +1,296 @@
+"""Real services for tests: nats-server, influxd and victoria-metrics on free loopback ports.
+
+Each service runs in its own temp dir, is waited for until it answers, and can be killed and
+restarted on the same port mid-test (`kill()` / `start()`), which the fault tests rely on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+READY_TIMEOUT = 30.0
+
+
+def free_port() -> int:
+    """A loopback TCP port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def find_binary(name: str, *extra: str) -> str:
+    for candidate in (name, *extra):
+        found = shutil.which(candidate) or next(
+            (p for p in (f"/usr/sbin/{candidate}", f"/usr/bin/{candidate}") if os.access(p, os.X_OK)),
+            None,
+        )
+        if found:
+            return found
+    raise RuntimeError(f"{name} is not installed; run ./dev setup")
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = READY_TIMEOUT) -> None:
+    """Poll `check` until it is true; the services give us no readiness event to await."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.02)
+    raise TimeoutError(f"{what} not ready after {timeout:.0f}s")
+
+
+def tcp_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def http_status(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as r:
+            return int(r.status)
+    except urllib.error.HTTPError as e:
+        return int(e.code)
+    except OSError:
+        return None
+
+
+class Service:
+    """One real server process; subclasses know its command line and readiness probe."""
+
+    name = "service"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / f"{self.name}.log"
+
+    def command(self) -> Sequence[str]:
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        if self.running:
+            return
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            list(self.command()), stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
+            start_new_session=True,
+        )
+        log.close()
+        try:
+            wait_until(lambda: self._alive_or_raise() and self.ready(), self.name)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _alive_or_raise(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            tail = self.log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{tail}")
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        self._signal(signal.SIGKILL)
+
+    def stop(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def _signal(self, sig: int) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def __enter__(self) -> "Service":
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class NatsServer(Service):
+    name = "nats-server"
+
+    def __init__(self, workdir: Path, *, cluster_port: int | None = None,
+                 routes: Sequence[str] = (), cluster_name: str = "fobs-test") -> None:
+        super().__init__(workdir)
+        self.port = free_port()
+        self.monitor_port = free_port()
+        self.cluster_port = cluster_port
+        self.routes = list(routes)
+        self.cluster_name = cluster_name
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def command(self) -> Sequence[str]:
+        cmd = [find_binary("nats-server"), "-a", "127.0.0.1", "-p", str(self.port),
+               "-m", str(self.monitor_port)]
+        if self.cluster_port:
+            cmd += ["--cluster_name", self.cluster_name,
+                    "--cluster", f"nats://127.0.0.1:{self.cluster_port}"]
+            if self.routes:
+                cmd += ["--routes", ",".join(self.routes)]
+        return cmd
+
+    def ready(self) -> bool:
+        return http_status(f"http://127.0.0.1:{self.monitor_port}/healthz") == 200
+
+
+class NatsCluster:
+    """Three routed nats-servers; `urls` lists every member's client URL."""
+
+    def __init__(self, workdir: Path, size: int = 3) -> None:
+        ports = [free_port() for _ in range(size)]
+        routes = [f"nats://127.0.0.1:{p}" for p in ports]
+        self.nodes = [
+            NatsServer(workdir / f"node{i}", cluster_port=port,
+                       routes=[r for r in routes if not r.endswith(f":{port}")])
+            for i, port in enumerate(ports)
+        ]
+
+    @property
+    def urls(self) -> list[str]:
+        return [n.url for n in self.nodes]
+
+    def start(self) -> None:
+        for node in self.nodes:
+            node.start()
+        wait_until(self._routed, "nats cluster routes")
+
+    def _routed(self) -> bool:
+        import json
+        for node in self.nodes:
+            try:
+                with urllib.request.urlopen(
+                        f"http://127.0.0.1:{node.monitor_port}/routez", timeout=1) as r:
+                    if json.load(r).get("num_routes", 0) < len(self.nodes) - 1:
+                        return False
+            except OSError:
+                return False
+        return True
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+
+class Influxd(Service):
+    """InfluxDB 1.x (Debian's influxd) with its own config, data dir and ports."""
+
+    name = "influxd"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.port = free_port()
+        self.rpc_port = free_port()
+        self.config_path = workdir / "influxdb.conf"
+        data = workdir / "data"
+        self.config_path.write_text(
+            "reporting-enabled = false\n"
+            f'bind-address = "127.0.0.1:{self.rpc_port}"\n'
+            f'[meta]\n  dir = "{data}/meta"\n'
+            f'[data]\n  dir = "{data}/data"\n  wal-dir = "{data}/wal"\n'
+            '  query-log-enabled = false\n'
+            f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+            '[monitor]\n  store-enabled = false\n'
+            '[logging]\n  level = "warn"\n'
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> Sequence[str]:
+        return [find_binary("influxd"), "-config", str(self.config_path)]
+
+    def ready(self) -> bool:
+        return http_status(f"{self.url}/ping") == 204
+
+    def query(self, q: str, db: str | None = None) -> dict:
+        """Run InfluxQL over HTTP and return the decoded JSON."""
+        import json
+        import urllib.parse
+        params = {"q": q, "epoch": "ns"}
+        if db:
+            params["db"] = db
+        body = urllib.parse.urlencode(params).encode()
+        with urllib.request.urlopen(f"{self.url}/query", data=body, timeout=10) as r:
+            return json.load(r)
+
+    def create_database(self, db: str) -> None:
+        self.query(f'CREATE DATABASE "{db}"')
+
+    def count(self, db: str, measurement: str, field: str, where: str = "") -> int:
+        """Number of points of `measurement` with `field` set (0 when there are none)."""
+        q = f'SELECT count("{field}") FROM "{measurement}"' + (f" WHERE {where}" if where else "")
+        series = self.query(q, db)["results"][0].get("series") or []
+        return int(series[0]["values"][0][1]) if series else 0
+
+
+class VictoriaMetrics(Service):
+    """A second real target that speaks the InfluxDB 2.x write API."""
+
+    name = "victoria-metrics"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> Sequence[str]:
+        return [find_binary("victoria-metrics"), f"-httpListenAddr=127.0.0.1:{self.port}",
+                f"-storageDataPath={self.workdir / 'data'}", "-retentionPeriod=100y",
+                "-loggerLevel=ERROR"]
+
+    def ready(self) -> bool:
+        return http_status(f"{self.url}/health") == 200
+
+    def flush(self) -> None:
+        """Make freshly written samples queryable now."""
+        urllib.request.urlopen(f"{self.url}/internal/force_flush", timeout=5).close()
+
+    def export(self, match: str) -> list[dict]:
+        """Raw samples of the series matching a PromQL selector (one JSON object per series)."""
+        import json
+        import urllib.parse
+        self.flush()
+        q = urllib.parse.urlencode({"match[]": match})
+        with urllib.request.urlopen(f"{self.url}/api/v1/export?{q}", timeout=10) as r:
+            return [json.loads(line) for line in r.read().splitlines() if line.strip()]
