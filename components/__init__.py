@@ -1,1 +1,14 @@
-"""components"""
+"""The component runtime and the reference components.
+
+A service becomes a component by creating a `Component`, adding its own varz fields and health
+checks, and calling `start()`: it then registers over NATS the Cloud Foundry way and serves
+/varz, /healthz and /metrics behind basic auth.
+"""
+
+from components.bus import Bus, NatsConfig
+from components.config import ConfigError
+from components.logs import SyslogConfig
+from components.runtime import Component, ComponentConfig, uptime_string
+
+__all__ = ["Bus", "Component", "ComponentConfig", "ConfigError", "NatsConfig", "SyslogConfig",
+           "uptime_string"]

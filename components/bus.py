@@ -1,0 +1,131 @@
+"""The NATS connection every fobs process holds: config, connect-forever, and reconnect hooks.
+
+nats-py keeps retrying forever when `max_reconnect_attempts` is -1, also for the first connect,
+so a daemon started before nats-server simply waits. Its fixed `reconnect_time_wait` rotates
+through the server pool; that is the backoff NATS clients use. Several components in one process
+(the fleet runner) share one `Bus`, so reconnect hooks are a list rather than one callback.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import nats
+from loguru import logger
+from nats.aio.client import Client
+
+from components.config import ConfigError, positive
+
+DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
+
+Hook = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class NatsConfig:
+    """[nats] — where the message bus is and how to authenticate to it."""
+
+    servers: tuple[str, ...] = (DEFAULT_NATS_URL,)
+    user: str = ""
+    password: str = ""
+    token: str = ""
+    tls_ca: str = ""      # CA bundle to verify the server; enables TLS
+    tls_cert: str = ""    # client certificate (mutual TLS)
+    tls_key: str = ""
+    tls_verify: bool = True
+    connect_timeout: float = 2.0
+    reconnect_wait: float = 1.0   # seconds between attempts on one server
+    ping_interval: float = 20.0
+
+    def validate(self) -> None:
+        if not self.servers:
+            raise ConfigError("servers: at least one NATS URL is needed")
+        for url in self.servers:
+            if "://" not in url:
+                raise ConfigError(f"servers: {url!r} is not a URL (nats://host:port)")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("tls_cert: tls_cert and tls_key go together")
+        if self.token and self.user:
+            raise ConfigError("token: use either token or user/password, not both")
+        positive(self.connect_timeout, "connect_timeout")
+        positive(self.reconnect_wait, "reconnect_wait")
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        if not (self.tls_ca or self.tls_cert or any(u.startswith("tls://") for u in self.servers)):
+            return None
+        ctx = ssl.create_default_context(cafile=self.tls_ca or None)
+        if not self.tls_verify:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.tls_cert:
+            ctx.load_cert_chain(self.tls_cert, self.tls_key)
+        return ctx
+
+
+@dataclass
+class Bus:
+    """A NATS client plus the hooks to run after every reconnect (re-announce, re-discover)."""
+
+    client: Client
+    name: str
+    reconnect_hooks: list[Hook] = field(default_factory=list)
+    reconnects: int = 0
+    errors: int = 0
+
+    @classmethod
+    async def connect(cls, config: NatsConfig, name: str) -> "Bus":
+        """Connect, waiting (forever, retrying) until a server answers."""
+        bus = cls(Client(), name)
+        options: dict[str, object] = {}
+        if config.user:
+            options.update(user=config.user, password=config.password)
+        if config.token:
+            options["token"] = config.token
+        tls = config.tls_context()
+        if tls is not None:
+            options["tls"] = tls
+        bus.client = await nats.connect(
+            servers=list(config.servers),
+            name=name,
+            connect_timeout=config.connect_timeout,
+            reconnect_time_wait=config.reconnect_wait,
+            max_reconnect_attempts=-1,
+            ping_interval=config.ping_interval,
+            allow_reconnect=True,
+            error_cb=bus._on_error,
+            disconnected_cb=bus._on_disconnected,
+            reconnected_cb=bus._on_reconnected,
+            **options,  # type: ignore[arg-type]
+        )
+        logger.info("Connected to NATS at {}", _safe_url(bus.client))
+        return bus
+
+    async def _on_error(self, e: Exception) -> None:
+        self.errors += 1
+        logger.warning("NATS error: {}", e or type(e).__name__)
+
+    async def _on_disconnected(self) -> None:
+        logger.warning("Disconnected from NATS; reconnecting")
+
+    async def _on_reconnected(self) -> None:
+        self.reconnects += 1
+        logger.info("Reconnected to NATS at {}", _safe_url(self.client))
+        for hook in list(self.reconnect_hooks):
+            try:
+                await hook()
+            except Exception as e:  # a hook failing must not stop the others
+                logger.warning("Reconnect hook failed: {}", e)
+
+    async def close(self) -> None:
+        if not self.client.is_closed:
+            try:
+                await self.client.drain()
+            except Exception:
+                await self.client.close()
+
+
+def _safe_url(client: Client) -> str:
+    url = client.connected_url
+    return f"{url.hostname}:{url.port}" if url else "?"  # never log credentials in the URL
