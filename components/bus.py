@@ -73,6 +73,7 @@ class Bus:
     reconnect_hooks: list[Hook] = field(default_factory=list)
     reconnects: int = 0
     errors: int = 0
+    closing: bool = False
 
     @classmethod
     async def connect(cls, config: NatsConfig, name: str) -> "Bus":
@@ -107,7 +108,8 @@ class Bus:
         logger.warning("NATS error: {}", e or type(e).__name__)
 
     async def _on_disconnected(self) -> None:
-        logger.warning("Disconnected from NATS; reconnecting")
+        if not self.closing:
+            logger.warning("Disconnected from NATS; reconnecting")
 
     async def _on_reconnected(self) -> None:
         self.reconnects += 1
@@ -119,6 +121,7 @@ class Bus:
                 logger.warning("Reconnect hook failed: {}", e)
 
     async def close(self) -> None:
+        self.closing = True
         if not self.client.is_closed:
             try:
                 await self.client.drain()

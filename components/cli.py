@@ -1,0 +1,124 @@
+"""`fobs component <kind>` — run one reference component, or a fleet of them in one process."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import random
+import zlib
+from pathlib import Path
+from typing import Any
+
+from components import daemon
+from components.config import ConfigError, host_port, load
+from components.logs import process_logging
+from components.runtime import Component, ComponentConfig
+
+
+TYPES = {"dea": "DEA", "router": "Router", "stager": "Stager"}
+
+
+def _reference() -> dict[str, tuple[Any, Any]]:
+    from components.reference import COMPONENTS
+    return COMPONENTS
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser(
+        "component", help="run a reference component (DEA, router, stager) or a fleet",
+        description="Run a simulated Cloud Foundry component that registers over NATS and "
+                    "serves /varz, /healthz and /metrics behind basic auth.")
+    kinds = parser.add_subparsers(dest="kind", metavar="KIND", required=True)
+    for kind, help_text in (("dea", "a DEA: app instances that start, run and crash"),
+                            ("router", "a router: request traffic routed to DEA instances"),
+                            ("stager", "a stager: staging tasks that succeed or fail")):
+        p = kinds.add_parser(kind, help=help_text, description=f"Run {help_text}.")
+        p.add_argument("--index", type=int, help="component index (default 0)")
+        _common_flags(p)
+        p.set_defaults(handler=run_one)
+    from components import fleet
+    fleet.add_command(kinds, _common_flags)
+
+
+def _common_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nats", metavar="URL[,URL...]", help="NATS server URL(s) "
+                   "(default nats://127.0.0.1:4222)")
+    p.add_argument("--syslog", metavar="HOST:PORT", help="send logs to this syslog server")
+    p.add_argument("--syslog-transport", choices=("udp", "tcp"), help="default udp")
+    p.add_argument("--host", help="address the HTTP server binds (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="HTTP port (default: ephemeral)")
+    p.add_argument("--credentials", metavar="USER:PASS", help="basic auth credentials "
+                   "(default: generated, shown only in the NATS announce)")
+    p.add_argument("--seed", type=int, help="random seed of the simulation")
+    p.add_argument("--log-level", help="TRACE, DEBUG, INFO, WARNING, ERROR (default INFO)")
+    p.add_argument("--config", metavar="FILE", type=Path, help="TOML config file "
+                   "([component] section plus one section per kind; flags override it)")
+
+
+def component_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Dotted-key overrides of ComponentConfig from the shared flags."""
+    user = password = None
+    if args.credentials:
+        user, sep, password = args.credentials.partition(":")
+        if not sep or not user or not password:
+            raise ConfigError("--credentials: expected USER:PASS")
+    if args.syslog:
+        host_port(args.syslog, "--syslog")
+    return {
+        "index": getattr(args, "index", None),
+        "nats.servers": args.nats.split(",") if args.nats else None,
+        "syslog.address": args.syslog,
+        "syslog.transport": args.syslog_transport,
+        "host": args.host,
+        "port": args.port,
+        "user": user,
+        "password": password,
+        "log_level": args.log_level,
+    }
+
+
+def file_config(kind: str, sim_config: type | None, args: argparse.Namespace
+                ) -> tuple[ComponentConfig, Any]:
+    """(ComponentConfig, simulation config or None) from --config and flags."""
+    section = {f"component.{k}": v for k, v in component_overrides(args).items()}
+    fields = [("component", ComponentConfig, dataclasses.field(default_factory=ComponentConfig))]
+    if sim_config is not None:
+        fields.append((kind, sim_config, dataclasses.field(default_factory=sim_config)))
+        if getattr(args, "seed", None) is not None and "seed" in {
+                f.name for f in dataclasses.fields(sim_config)}:
+            section[f"{kind}.seed"] = args.seed
+    file_type = dataclasses.make_dataclass("ComponentFile", fields, frozen=True)
+    loaded = load(file_type, args.config, section)
+    return loaded.component, getattr(loaded, kind, None)
+
+
+def seeded_rng(kind: str, index: int, seed: int | None) -> random.Random:
+    """A reproducible RNG: the configured seed, else one derived from kind and index."""
+    return random.Random(seed if seed is not None else zlib.crc32(f"{kind}/{index}".encode()))
+
+
+def run_one(args: argparse.Namespace) -> int:
+    cls, sim_config_cls = _reference()[args.kind]
+    comp_config, sim_config = file_config(args.kind, sim_config_cls, args)
+    process_logging().configure(comp_config.log_level, comp_config.syslog)
+
+    async def main(stop: asyncio.Event) -> int:
+        comp = Component(TYPES[args.kind], comp_config)
+        sim = cls(comp, sim_config, seeded_rng(args.kind, comp_config.index,
+                                                getattr(sim_config, "seed", None)))
+        await comp.start()
+        task = asyncio.create_task(sim.run())
+        stopped = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done() and task.exception():
+            comp.log.opt(exception=task.exception()).error("Simulation failed")
+        stopped.cancel()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await sim.shutdown()
+        await comp.stop()
+        await process_logging().close()
+        return 0 if stop.is_set() else 1
+
+    return daemon.run(main)
