@@ -8,6 +8,7 @@ import re
 import signal
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,15 @@ async def start_fleet(nats_url: str, *args: str) -> asyncio.subprocess.Process:
 
 async def collect(sub: Any, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
     return [json.loads((await sub.next_msg(timeout=timeout)).data) for _ in range(count)]
+
+
+async def first_matching(receive: Callable[[], Awaitable[bytes]], needle: bytes) -> bytes:
+    """The first syslog message containing `needle` (process-level lines come first)."""
+    async def wait() -> bytes:
+        while needle not in (data := await receive()):
+            pass
+        return data
+    return await asyncio.wait_for(wait(), 20)
 
 
 def test_plan_follows_the_mix() -> None:
@@ -82,14 +92,8 @@ async def test_logs_reach_syslog_over_udp_as_rfc5424(nats_server: NatsServer) ->
     proc = await start_fleet(nats_server.url, "--count", "1", "--mix", "stager=1",
                              "--syslog", f"127.0.0.1:{port}")
     loop = asyncio.get_running_loop()
-
-    async def component_line() -> bytes:
-        while b" vcap.stager " not in (data := await loop.sock_recv(sock, 65536)):
-            pass  # process-level lines (app vcap.fobs) come first
-        return data
-
     try:
-        data = await asyncio.wait_for(component_line(), 20)
+        data = await first_matching(lambda: loop.sock_recv(sock, 65536), b" vcap.stager ")
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.communicate(), 30)
@@ -114,14 +118,8 @@ async def test_logs_reach_syslog_over_tcp_with_octet_counting(nats_server: NatsS
     port = server.sockets[0].getsockname()[1]
     proc = await start_fleet(nats_server.url, "--count", "1", "--mix", "router=1",
                              "--syslog", f"127.0.0.1:{port}", "--syslog-transport", "tcp")
-
-    async def component_frame() -> bytes:
-        while b" vcap.router " not in (frame := await frames.get()):
-            pass
-        return frame
-
     try:
-        frame = await asyncio.wait_for(component_frame(), 20)
+        frame = await first_matching(frames.get, b" vcap.router ")
     finally:
         proc.send_signal(signal.SIGTERM)
         await asyncio.wait_for(proc.communicate(), 30)
