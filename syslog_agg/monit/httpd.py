@@ -1,0 +1,86 @@
+"""The status page and control API (aiohttp), monit's `set httpd` in fobs terms.
+
+GET  /                         HTML status page (refreshes itself)
+GET  /status                   JSON: the supervisor and every service
+GET  /status/{name}            JSON: the supervisor and one service
+POST /service/{name}/{action}  start, stop, restart, monitor or unmonitor (202; 303 from a form)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from components import auth
+from components.config import host_port
+from syslog_agg.monit import render
+from syslog_agg.monit.config import HttpConfig
+
+if TYPE_CHECKING:
+    from syslog_agg.monit.supervisor import Supervisor
+
+
+@dataclass
+class StatusServer:
+    runner: web.AppRunner
+    url: str
+
+    async def close(self) -> None:
+        await self.runner.cleanup()
+
+
+async def serve(sup: Supervisor, cfg: HttpConfig) -> StatusServer:
+    """Bind the status server (port 0 = ephemeral; the URL says which port was taken)."""
+    middlewares = [auth.middleware(cfg.user, cfg.password, realm="fobs monit")] if cfg.user else []
+    app = web.Application(middlewares=middlewares)
+    routes = _Routes(sup)
+    app.router.add_get("/", routes.page)
+    app.router.add_get("/status", routes.status)
+    app.router.add_get("/status/{name}", routes.status)
+    app.router.add_post("/service/{name}/{action}", routes.control)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    host, port = host_port(cfg.address, "http.address")
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as e:
+        await runner.cleanup()
+        raise OSError(e.errno, f"cannot listen on {cfg.address}: {e.strerror}") from None
+    bound_host, bound_port = runner.addresses[0][:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    return StatusServer(runner, f"http://{shown}:{bound_port}")
+
+
+class _Routes:
+    def __init__(self, sup: Supervisor) -> None:
+        self.sup = sup
+
+    async def page(self, request: web.Request) -> web.Response:
+        return web.Response(text=render.page(self.sup.status()), content_type="text/html")
+
+    async def status(self, request: web.Request) -> web.Response:
+        status = self.sup.status()
+        name = request.match_info.get("name")
+        if name is not None:
+            status["services"] = [s for s in status["services"] if s["name"] == name]
+            if not status["services"]:
+                return web.json_response({"error": f"no service named {name!r}"}, status=404)
+        return web.json_response(status)
+
+    async def control(self, request: web.Request) -> web.Response:
+        from syslog_agg.monit.supervisor import UnknownService
+        name, action = request.match_info["name"], request.match_info["action"]
+        try:
+            self.sup.request(name, action)
+        except UnknownService:
+            return web.json_response({"error": f"no service named {name!r}"}, status=404)
+        except ValueError as e:
+            return web.json_response({"error": str(e)}, status=400)
+        except RuntimeError as e:
+            return web.json_response({"error": str(e)}, status=503)
+        if "text/html" in request.headers.get("Accept", ""):
+            raise web.HTTPSeeOther("/")  # a button on the status page
+        return web.json_response({"service": name, "action": action, "accepted": True},
+                                 status=202)
