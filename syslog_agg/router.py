@@ -60,10 +60,10 @@ class RoutingConfig:
 
     def validate(self) -> None:
         if not self.order:
-            raise ConfigError("routing.order: must name at least one source")
+            raise ConfigError("order: must name at least one source")
         for name, value in (("default", self.default), ("unparsed", self.unparsed)):
             if safe_name(value) != value:
-                raise ConfigError(f"routing.{name}: {value!r} is not a safe directory name")
+                raise ConfigError(f"{name}: {value!r} is not a safe directory name")
 
 
 def safe_name(name: str) -> str:

@@ -45,12 +45,12 @@ class StoreConfig:
     def validate(self) -> None:
         for key in ("flush_interval", "flush_bytes", "max_open_files", "idle_close",
                     "maintenance_interval"):
-            positive(getattr(self, key), f"store.{key}")
+            positive(getattr(self, key), key)
         for key in ("max_file_size", "max_age_days", "max_total_bytes"):
             if getattr(self, key) < 0:
-                raise ConfigError(f"store.{key}: must be 0 or more, got {getattr(self, key)}")
+                raise ConfigError(f"{key}: must be 0 or more, got {getattr(self, key)}")
         if not self.root:
-            raise ConfigError("store.root: must not be empty")
+            raise ConfigError("root: must not be empty")
 
 
 def day_of(when: float, local_time: bool = False) -> str:

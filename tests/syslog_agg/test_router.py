@@ -64,7 +64,7 @@ def test_cache_does_not_mix_components() -> None:
     ({"rules": [{"pattern": "(", "component": "x"}]}, "invalid regex"),
     ({"rules": [{"pattern": "x"}]}, "pattern and component"),
     ({"order": ["nope"]}, "order"),
-    ({"default": "a/b"}, "routing.default"),
+    ({"default": "a/b"}, "default: "),
 ])
 def test_bad_config(data: dict, error: str) -> None:
     with pytest.raises(ConfigError, match=error):

@@ -180,8 +180,8 @@ async def test_run_flushes_on_interval_and_on_stop(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("data,error", [
-    ({"flush_interval": 0}, "store.flush_interval"),
-    ({"max_file_size": -1}, "store.max_file_size"),
+    ({"flush_interval": 0}, "flush_interval"),
+    ({"max_file_size": -1}, "max_file_size"),
     ({"format": "xml"}, "format"),
 ])
 def test_bad_config(data: dict, error: str) -> None:
