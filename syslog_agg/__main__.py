@@ -1,0 +1,5 @@
+import sys
+
+from syslog_agg.cli import main
+
+sys.exit(main())
