@@ -27,6 +27,7 @@ __all__ = ["Intake", "UdpListener", "TcpListener", "Item"]
 Item = tuple[bytes, str, float, bool]
 
 _UDP_BATCH = 256  # datagrams read per readiness callback before letting others run
+_QUIET = 0.1      # a connection silent this long (seconds) is taken as drained at stop
 
 
 class Intake:
@@ -164,8 +165,13 @@ class UdpListener:
         return None
 
     def close(self) -> None:
+        """Stop listening; datagrams already in the kernel buffer are read first."""
         if self._loop is not None:
             self._loop.remove_reader(self.sock.fileno())
+            before = -1
+            while self.intake.stats["received"] + self.intake.stats["probes"] != before:
+                before = self.intake.stats["received"] + self.intake.stats["probes"]
+                self._on_readable()
         self.sock.close()
 
 
@@ -271,12 +277,19 @@ class TcpListener:
                 if session.transport is not None:
                     session.transport.close()
 
-    async def close(self) -> None:
-        """Stop accepting, close every connection and let their last frames in."""
+    async def close(self, grace: float = 1.0) -> None:
+        """Stop accepting; read open connections until they are quiet (at most `grace`
+        seconds) so that what clients sent before the stop gets in, then close them."""
         if self._sweeper is not None:
             self._sweeper.cancel()
         if self.server is not None:
             self.server.close()
+        deadline = time.monotonic() + grace
+        while self.sessions and time.monotonic() < deadline:
+            quiet = time.monotonic() - _QUIET
+            if all(s.last_activity < quiet for s in self.sessions):
+                break
+            await asyncio.sleep(_QUIET / 5)  # no event tells "the client has nothing more"
         for session in list(self.sessions):
             if session.transport is not None:
                 session.transport.close()

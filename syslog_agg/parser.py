@@ -18,8 +18,9 @@ Heuristics (also in docs/syslog.md):
   zone-less timestamps take `now`'s zone. A token right after the timestamp is the HOSTNAME unless
   it looks like a tag (ends with `:` or is `name[pid]`); with no timestamp there is no hostname. A
   tag needs a `:` or a `[pid]`, except the Cloud Foundry forwarder form `programname [job=… index=…]`
-  whose bracket is stored as structured data `{"cf": {"job": …, "index": …}}`. A Cisco sequence
-  number (`91: *Oct …`) is stored as `{"meta": {"sequenceId": "91"}}` (RFC 5424's IANA `meta`).
+  whose bracket is stored as structured data `{"cf": {"job": …, "index": …}}`; one or two SPs
+  after it are dropped (rsyslog's `%msg%` keeps the SP that followed the original tag). A Cisco
+  sequence number (`91: *Oct …`) is stored as `{"meta": {"sequenceId": "91"}}` (IANA `meta`).
   A 4-digit number after the time (`Apr 15 21:28:13 2007 host`) is taken as the year, not the host.
 """
 
@@ -71,7 +72,8 @@ _BSD_FAST = re.compile(
 _HOST = re.compile(r"([^\s\[\]]+) +")
 _TAG = re.compile(r"([^\s\[\]:]{1,48})(?:\[([^\]\s]{0,128})\])?(:?)(?: |\Z)")
 _AIX = re.compile(r"Message forwarded from ([^\s:]+): ")
-_CF_SD = re.compile(r"\[job=([^\s\]]*) index=([^\s\]]*)\](?: |\Z)")
+# rsyslog's %msg% keeps the SP that followed the tag, so the forwarder's line may have two
+_CF_SD = re.compile(r"\[job=([^\s\]]*) index=([^\s\]]*)\](?:  ?|\Z)")
 
 
 def parse(data: bytes, *, now: datetime) -> SyslogMessage:

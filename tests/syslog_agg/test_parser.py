@@ -147,6 +147,8 @@ RFC3164: list[tuple[bytes, dict[str, Any]]] = [
      dict(timestamp=ts(2014, 5, 1, 12, 0, 0, 123456), hostname="10.0.0.1",
           app_name="vcap.dea_next", structured_data={"cf": {"job": "dea_next", "index": "0"}},
           message='{"a":1}')),
+    (b"<14>2014-05-01T12:00:00Z 10.0.0.1 vcap.dea [job=dea index=0]  two SPs",
+     dict(message="two SPs")),
     (b"<14>2014-05-01T12:00:00Z 10.0.0.1 vcap.router: [job=router index=3] hi",
      dict(app_name="vcap.router", structured_data={"cf": {"job": "router", "index": "3"}},
           message="hi")),
