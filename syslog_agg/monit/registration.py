@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from syslog_agg.monit.supervisor import Supervisor
 
 COMPONENT_TYPE = "Supervisor"
-FAILED_GROUPS = ("down",)
+CLOSE_TIMEOUT = 5.0
 
 
 def varz_fields(status: dict[str, Any]) -> dict[str, Any]:
@@ -97,7 +97,16 @@ class Registration:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
         self.sup.alerts.detach()
-        if self.component is not None:
-            await self.component.stop()
-        if self.bus is not None:
-            await self.bus.close()
+        try:  # NATS may be down by now: a goodbye that cannot leave must not fail the stop
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                if self.component is not None:
+                    await self.component.stop()
+                if self.bus is not None:
+                    await self.bus.close()
+        except Exception as e:
+            logger.warning("Closing the NATS connection failed: {}", str(e) or type(e).__name__)
+            if self.bus is not None and not self.bus.client.is_closed:
+                try:
+                    await self.bus.client.close()
+                except Exception:
+                    pass

@@ -12,6 +12,7 @@ import signal
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -146,7 +147,7 @@ class Service:
     def _read_pidfile(self) -> int | None:
         assert isinstance(self.cfg, ProcessConfig)
         try:
-            text = open(self.cfg.pidfile).read().strip()
+            text = Path(self.cfg.pidfile).read_text().strip()
             return int(text) if text.isdigit() else None
         except OSError:
             return None
