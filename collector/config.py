@@ -1,0 +1,230 @@
+"""The collector's TOML config: frozen dataclasses with defaults, validated before anything connects.
+
+Every option has a default (see `collector/fobs-collector.toml`, where a commented-out value is
+the default). Cross-field rules live in `validate()` and name the dotted key, e.g. a scrape
+timeout above its interval is refused as Prometheus refuses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+from components.bus import NatsConfig
+from components.config import ConfigError, host_port, positive
+from components.logs import SyslogConfig
+from components.runtime import ComponentConfig
+
+DEFAULT_DEPLOYMENT = "untitled_dev"        # Cloud Foundry's collector default
+DEFAULT_VARZ_INTERVAL = 10.0
+DEFAULT_HEALTHZ_INTERVAL = 5.0
+DEFAULT_TIMEOUT_CAP = 5.0                   # default timeout = min(5 s, interval)
+DEFAULT_DISCOVER_INTERVAL = 60.0
+DEFAULT_PRUNE_INTERVAL = 300.0
+DEFAULT_MAX_IN_FLIGHT = 256
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+DEFAULT_STATUS_ADDRESS = "127.0.0.1:9190"
+ENDPOINTS = ("varz", "healthz")
+
+
+def interval_timeout(interval: float, timeout: float) -> float:
+    """The effective timeout: the configured one, or min(5 s, interval) when 0."""
+    return timeout if timeout > 0 else min(DEFAULT_TIMEOUT_CAP, interval)
+
+
+@dataclass(frozen=True)
+class TypeScrapeConfig:
+    """[scrape.types.<Type>] — per component type overrides (unset = the [scrape] value)."""
+
+    varz_interval: float | None = None
+    healthz_interval: float | None = None
+    varz_timeout: float | None = None
+    healthz_timeout: float | None = None
+    healthz: bool | None = None
+
+    def validate(self) -> None:
+        for key in ("varz_interval", "healthz_interval", "varz_timeout", "healthz_timeout"):
+            value = getattr(self, key)
+            if value is not None:
+                positive(value, key)
+
+
+@dataclass(frozen=True)
+class EndpointSchedule:
+    """The resolved interval and timeout of one endpoint for one component type."""
+
+    interval: float
+    timeout: float
+
+
+@dataclass(frozen=True)
+class ScrapeConfig:
+    """[scrape] — how often and how carefully targets are scraped."""
+
+    varz_interval: float = DEFAULT_VARZ_INTERVAL
+    healthz_interval: float = DEFAULT_HEALTHZ_INTERVAL
+    varz_timeout: float = 0.0          # 0 = min(5 s, varz_interval)
+    healthz_timeout: float = 0.0       # 0 = min(5 s, healthz_interval)
+    healthz: bool = True               # scrape /healthz at all
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    first_scrape_window: float = 0.5   # a new target's first scrape comes within this
+    types: dict[str, TypeScrapeConfig] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        positive(self.varz_interval, "varz_interval")
+        positive(self.healthz_interval, "healthz_interval")
+        for key in ("varz_timeout", "healthz_timeout"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}: must be 0 (automatic) or more, got {getattr(self, key)}")
+        if self.max_in_flight < 1:
+            raise ConfigError(f"max_in_flight: must be at least 1, got {self.max_in_flight}")
+        if self.max_response_bytes < 1024:
+            raise ConfigError(f"max_response_bytes: must be at least 1024, "
+                              f"got {self.max_response_bytes}")
+        if not 0 <= self.first_scrape_window <= 1:
+            raise ConfigError(f"first_scrape_window: must be between 0 and 1 s, "
+                              f"got {self.first_scrape_window}")
+        for endpoint in ENDPOINTS:
+            self._check_timeout(None, endpoint)
+        for name in self.types:
+            for endpoint in ENDPOINTS:
+                self._check_timeout(name, endpoint)
+
+    def _check_timeout(self, component_type: str | None, endpoint: str) -> None:
+        sched = self.schedule(component_type, endpoint)
+        if sched.timeout > sched.interval:
+            where = f"types.{component_type}." if component_type else ""
+            raise ConfigError(
+                f"{where}{endpoint}_timeout: {sched.timeout:g}s is greater than the "
+                f"{endpoint} interval ({sched.interval:g}s)")
+
+    def schedule(self, component_type: str | None, endpoint: str) -> EndpointSchedule:
+        """Interval and timeout of `endpoint` for a component type (type overrides first)."""
+        override = self.types.get(component_type) if component_type else None
+        interval = getattr(override, f"{endpoint}_interval", None) if override else None
+        timeout = getattr(override, f"{endpoint}_timeout", None) if override else None
+        if interval is None:
+            interval = getattr(self, f"{endpoint}_interval")
+        if timeout is None:
+            timeout = getattr(self, f"{endpoint}_timeout")
+        return EndpointSchedule(interval, interval_timeout(interval, timeout))
+
+    def scrapes_healthz(self, component_type: str | None) -> bool:
+        override = self.types.get(component_type) if component_type else None
+        if override is not None and override.healthz is not None:
+            return override.healthz
+        return self.healthz
+
+
+@dataclass(frozen=True)
+class StaticTarget:
+    """[[discovery.static]] — a component that is not on NATS."""
+
+    type: str = ""
+    index: int = 0
+    url: str = ""                       # http://host:port[/prefix]; /varz and /healthz appended
+    credentials: tuple[str, ...] = ()   # ["user", "password"], or empty for no auth
+    uuid: str = ""                      # "" = "static-<type>-<index>"
+
+    def validate(self) -> None:
+        if not self.type:
+            raise ConfigError("type: a static target needs a component type")
+        if self.index < 0:
+            raise ConfigError(f"index: must be 0 or more, got {self.index}")
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"url: expected http://HOST:PORT[/PATH], got {self.url!r}")
+        if self.credentials and len(self.credentials) != 2:
+            raise ConfigError("credentials: expected [\"user\", \"password\"]")
+
+
+@dataclass(frozen=True)
+class DiscoveryConfig:
+    """[discovery] — where targets come from and how long they live."""
+
+    nats: bool = True                                   # announce/discover over NATS
+    discover_interval: float = DEFAULT_DISCOVER_INTERVAL
+    prune_interval: float = DEFAULT_PRUNE_INTERVAL
+    sharding: Literal["none", "rendezvous"] = "none"
+    static: tuple[StaticTarget, ...] = ()
+
+    def validate(self) -> None:
+        positive(self.discover_interval, "discover_interval")
+        positive(self.prune_interval, "prune_interval")
+        if self.prune_interval < self.discover_interval:
+            raise ConfigError(f"prune_interval: {self.prune_interval:g}s is shorter than "
+                              f"discover_interval ({self.discover_interval:g}s): every target "
+                              f"would be pruned between two discover rounds")
+        seen: set[tuple[str, int]] = set()
+        for i, target in enumerate(self.static):
+            key = (target.type, target.index)
+            if key in seen:
+                raise ConfigError(f"static[{i}]: duplicate static target {target.type}/"
+                                  f"{target.index}")
+            seen.add(key)
+
+
+@dataclass(frozen=True)
+class StatusConfig:
+    """[status] — the collector's own HTTP status API (targets, health)."""
+
+    address: str = DEFAULT_STATUS_ADDRESS   # HOST:PORT; "" = no status server
+    user: str = ""                          # basic auth; "" = no auth
+    password: str = ""
+
+    def validate(self) -> None:
+        if self.address:
+            host_port(self.address, "address")
+        if bool(self.user) != bool(self.password):
+            raise ConfigError("user: user and password go together (or leave both empty)")
+
+
+@dataclass(frozen=True)
+class SelfConfig:
+    """[component] — the collector as a component (type Collector): its /varz and /healthz."""
+
+    index: int = 0
+    host: str = "127.0.0.1"
+    port: int = 0
+    announce_host: str = ""
+    user: str = ""
+    password: str = ""
+
+    def validate(self) -> None:
+        self.component_config().validate()
+
+    def component_config(self, nats: NatsConfig | None = None,
+                         syslog: SyslogConfig | None = None,
+                         log_level: str = "INFO") -> ComponentConfig:
+        """The runtime's config for the collector's own component."""
+        return ComponentConfig(index=self.index, host=self.host, port=self.port,
+                               announce_host=self.announce_host, user=self.user,
+                               password=self.password, log_level=log_level,
+                               nats=nats or NatsConfig(), syslog=syslog or SyslogConfig())
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    """The whole collector config file."""
+
+    deployment: str = DEFAULT_DEPLOYMENT     # `deployment` tag on every point
+    log_level: str = "INFO"
+    nats_ping_interval: float = 10.0         # NATS round-trip probe, reported in varz (ms)
+    stop_timeout: float = 5.0                # SIGTERM: how long in-flight scrapes may finish
+    nats: NatsConfig = field(default_factory=NatsConfig)
+    component: SelfConfig = field(default_factory=SelfConfig)
+    syslog: SyslogConfig = field(default_factory=SyslogConfig)
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    scrape: ScrapeConfig = field(default_factory=ScrapeConfig)
+    status: StatusConfig = field(default_factory=StatusConfig)
+
+    def validate(self) -> None:
+        if not self.deployment:
+            raise ConfigError("deployment: must not be empty")
+        if self.log_level.upper() not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING",
+                                          "ERROR", "CRITICAL"):
+            raise ConfigError(f"log_level: unknown level {self.log_level!r}")
+        positive(self.nats_ping_interval, "nats_ping_interval")
+        positive(self.stop_timeout, "stop_timeout")

@@ -1,0 +1,233 @@
+"""The collector daemon: discovery → registry → scraper → outputs, registered as a component.
+
+Start order: outputs (so nothing scraped is refused), NATS, scraper, discoverers, the
+collector's own component (type Collector — its varz is scraped like any other), status API.
+Stop order (SIGTERM): stop firing scrapes and let in-flight ones finish (bounded), stop
+discovery, flush and close the outputs, unregister from NATS, close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from loguru import logger
+
+from collector.config import CollectorConfig
+from collector.discovery import (Discoverer, DiscoveryStats, NatsDiscoverer, StaticDiscoverer,
+                                 Update)
+from collector.handlers import role_for
+from collector.point import Point
+from collector.registry import Registry
+from collector.scrape import Scraper
+from collector.status import StatusServer
+from components.bus import Bus
+from components.runtime import Component
+
+COMPONENT_TYPE = "Collector"
+PRUNE_CHECKS_PER_INTERVAL = 10     # prune precision: a tenth of prune_interval
+
+
+class Outputs(Protocol):
+    """What the collector hands points to (spooled and written by collector.output)."""
+
+    async def start(self) -> None: ...
+
+    async def write(self, points: Sequence[Point]) -> Any: ...
+
+    async def close(self) -> None: ...
+
+    def varz(self) -> dict[str, Any]: ...
+
+
+class Collector:
+    """One collector instance (several may share a process in tests)."""
+
+    def __init__(self, config: CollectorConfig, outputs: Outputs) -> None:
+        self.config = config
+        self.outputs = outputs
+        self.bus: Bus | None = None
+        self.component: Component | None = None
+        self.discovery_stats = DiscoveryStats()
+        self.nats_rtt_ms: float | None = None
+        self.uuid = ""
+        self.registry: Registry | None = None
+        self.scraper = Scraper(config.scrape, outputs.write)
+        self.status: StatusServer | None = None
+        self.discoverers: list[Discoverer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self.started = asyncio.Event()
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        await self.outputs.start()
+        if cfg.discovery.nats:
+            self.bus = await Bus.connect(cfg.nats, f"collector/{cfg.component.index}")
+            self.component = Component(COMPONENT_TYPE, cfg.component.component_config(
+                cfg.nats, cfg.syslog, cfg.log_level), bus=self.bus)
+            self.uuid = self.component.uuid
+        self.registry = Registry(deployment=cfg.deployment,
+                                 prune_interval=cfg.discovery.prune_interval,
+                                 self_uuid=self.uuid, sharding=cfg.discovery.sharding,
+                                 role_for=role_for)
+        self.registry.listeners.append(self.scraper)
+        await self.scraper.start()
+        prune_every = cfg.discovery.prune_interval / PRUNE_CHECKS_PER_INTERVAL
+        self.scraper.scheduler.add_job(self._prune, "interval", seconds=prune_every,
+                                       id="collector/prune")
+        if self.bus is not None:
+            self.discoverers.append(NatsDiscoverer(self.bus, cfg.discovery.discover_interval,
+                                                   self.discovery_stats))
+            self.scraper.scheduler.add_job(self._ping_nats, "interval",
+                                           seconds=cfg.nats_ping_interval, id="collector/ping")
+        if cfg.discovery.static:
+            self.discoverers.append(StaticDiscoverer(cfg.discovery.static))
+        for discoverer in self.discoverers:
+            self._tasks.append(asyncio.create_task(self._discover(discoverer)))
+        if self.component is not None:
+            self.component.on_refresh(self._refresh_varz)
+            self.component.add_health_check("nats", self._nats_health)
+            self.component.add_health_check("scheduler", self._scheduler_health)
+            await self.component.start()
+        if cfg.status.address:
+            self.status = StatusServer(cfg.status, self.registry, self.scraper, self.health)
+            await self.status.start()
+        self.started.set()
+        logger.info("Collector started (deployment {}, sharding {})", cfg.deployment,
+                    cfg.discovery.sharding)
+
+    async def stop(self) -> None:
+        cancelled = await self.scraper.stop(self.config.stop_timeout)
+        if cancelled:
+            logger.warning("Stopped with {} scrapes still in flight after {:g}s; their points "
+                           "are lost", cancelled, self.config.stop_timeout)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.outputs.close()
+        if self.component is not None:
+            await self.component.stop()
+        if self.status is not None:
+            await self.status.stop()
+        if self.bus is not None:
+            await self.bus.close()
+        logger.info("Collector stopped")
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Run until `stop` is set (SIGTERM); 0 after a clean stop."""
+        try:
+            await self.start()
+            await stop.wait()
+        finally:
+            await self.stop()
+        return 0
+
+    async def crash(self) -> None:
+        """Vanish without a goodbye (tests: a collector killed with -9)."""
+        self.scraper._stopping = True
+        if self.scraper.scheduler.running:
+            self.scraper.scheduler.shutdown(wait=False)
+        for task in self._tasks:
+            task.cancel()
+        if self.status is not None:
+            await self.status.stop()
+        if self.component is not None and self.component._runner is not None:
+            await self.component._runner.cleanup()
+            self.component._runner = None
+        if self.bus is not None:
+            self.bus.closing = True
+            await self.bus.client.close()
+        if self.scraper.session is not None:
+            await self.scraper.session.close()
+
+    # -- periodic work ------------------------------------------------------------------------
+
+    async def _discover(self, discoverer: Discoverer) -> None:
+        assert self.registry is not None
+        try:
+            await discoverer.run(self.registry.apply)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Discovery from {} failed", discoverer.source)
+
+    async def _prune(self) -> None:
+        assert self.registry is not None
+        if self.bus is not None and not self.bus.client.is_connected:
+            self.registry.apply(Update("nats", online=False))
+        self.registry.prune()
+
+    async def _ping_nats(self) -> None:
+        """NATS round trip (Cloud Foundry's collector measured it too), in ms, for varz."""
+        assert self.bus is not None and self.registry is not None
+        if not self.bus.client.is_connected:
+            self.registry.apply(Update("nats", online=False))
+            return
+        t0 = time.perf_counter()
+        try:
+            await self.bus.client.flush(timeout=max(1.0, self.config.nats_ping_interval / 2))
+        except Exception:
+            self.nats_rtt_ms = None
+            return
+        self.nats_rtt_ms = round((time.perf_counter() - t0) * 1000, 3)
+        if "nats" in self.registry.offline:
+            self.registry.apply(Update("nats", online=True))
+
+    # -- self-observation -------------------------------------------------------------------
+
+    def _refresh_varz(self, varz: dict[str, Any]) -> None:
+        assert self.registry is not None
+        varz["deployment"] = self.config.deployment
+        varz["targets"] = self.registry.varz()
+        varz["scrapes"] = self.scraper.stats.varz()
+        varz["discovery"] = self.discovery_stats.varz()
+        varz["outputs"] = self.outputs.varz()
+        varz["nats"] = {"rtt_ms": self.nats_rtt_ms,
+                        "reconnects": self.bus.reconnects if self.bus else 0,
+                        "connected": int(bool(self.bus and self.bus.client.is_connected))}
+        if self.status is not None:
+            varz["status_address"] = self.status.address
+
+    def _nats_health(self) -> str | None:
+        if self.bus is not None and not self.bus.client.is_connected:
+            return "not connected to NATS"
+        return None
+
+    def _scheduler_health(self) -> str | None:
+        return None if self.scraper.scheduler.running else "scrape scheduler is not running"
+
+    async def health(self) -> list[str]:
+        if self.component is not None:
+            return await self.component.health()
+        reasons = [r for r in (self._scheduler_health(),) if r]
+        return reasons
+
+
+async def collect_once(config: CollectorConfig, wait: float) -> list[Point]:
+    """Discover for `wait` seconds, scrape every target once, return the points (--once)."""
+    registry = Registry(deployment=config.deployment,
+                        prune_interval=config.discovery.prune_interval, role_for=role_for)
+    discoverers: list[Discoverer] = []
+    bus = None
+    if config.discovery.nats:
+        bus = await Bus.connect(config.nats, "collector/once")
+        discoverers.append(NatsDiscoverer(bus, config.discovery.discover_interval))
+    if config.discovery.static:
+        discoverers.append(StaticDiscoverer(config.discovery.static))
+    tasks = [asyncio.create_task(d.run(registry.apply)) for d in discoverers]
+    await asyncio.sleep(wait)    # the gather window of the scatter-gather discover
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    scraper = Scraper(config.scrape, lambda points: None)
+    await scraper.start()
+    try:
+        return await scraper.scrape_all_once(registry.owned())
+    finally:
+        await scraper.stop(1.0)
+        if bus is not None:
+            await bus.close()

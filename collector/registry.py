@@ -1,0 +1,207 @@
+"""The registry of targets, keyed by uuid: applies discovery updates, prunes, shards.
+
+Differences from Cloud Foundry's collector, on purpose: keyed by uuid (not by IP, so two
+components on one host are two targets and a moved component is followed, not duplicated); a
+target that stops answering HTTP is kept and reported down — only silence on NATS for
+`prune_interval` (or an unregister) removes it; pruning pauses while NATS itself is unreachable.
+
+Sharding (`rendezvous`): every collector sees the same set of live collectors (components of
+type Collector) and the same targets, and scrapes a target only if it has the highest
+hash(collector uuid, target uuid). When a collector leaves (unregister, or pruned) the others
+pick up its targets with no coordination.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from loguru import logger
+
+from collector.discovery import Update
+from collector.target import Discovered, Target
+
+COLLECTOR_TYPE = "Collector"
+
+
+class Listener(Protocol):
+    """Told about the targets this collector owns (the scraper)."""
+
+    def added(self, target: Target) -> None: ...
+
+    def removed(self, target: Target) -> None: ...
+
+    def changed(self, target: Target) -> None: ...
+
+
+def rendezvous_score(collector_uuid: str, target_uuid: str) -> int:
+    digest = hashlib.blake2b(f"{collector_uuid}\0{target_uuid}".encode(), digest_size=8)
+    return int.from_bytes(digest.digest(), "big")
+
+
+def rendezvous_owner(collectors: set[str], target_uuid: str) -> str:
+    """The collector that scrapes `target_uuid`: highest score, ties broken by uuid."""
+    return max(collectors, key=lambda c: (rendezvous_score(c, target_uuid), c))
+
+
+class Registry:
+    """All known targets; tells its listeners which ones this collector should scrape."""
+
+    def __init__(self, *, deployment: str, prune_interval: float, self_uuid: str = "",
+                 sharding: str = "none", role_for: Callable[[str], str | None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.deployment = deployment
+        self.prune_interval = prune_interval
+        self.self_uuid = self_uuid
+        self.sharding = sharding
+        self._role_for = role_for or (lambda _: None)
+        self._clock = clock
+        self.targets: dict[str, Target] = {}
+        self.listeners: list[Listener] = []
+        self.offline: set[str] = set()
+        self.pruned = 0
+        self.unregistered = 0
+        self.host_changes = 0
+        self._collectors: set[str] = {self_uuid} if self_uuid else set()
+
+    # -- updates ----------------------------------------------------------------------------
+
+    def apply(self, update: Update) -> None:
+        now = self._clock()
+        if update.online is False:
+            self.offline.add(update.source)
+        elif update.online is True:
+            self.offline.discard(update.source)
+            for target in self._of_source(update.source):
+                target.last_seen = now   # it was unheard, not gone
+        if update.full:
+            keep = {d.uuid for d in update.upserts}
+            for target in self._of_source(update.source):
+                if target.uuid not in keep:
+                    self._drop(target, "no longer listed")
+        fresh = [t for t in (self._upsert(found, now) for found in update.upserts) if t]
+        for uuid in update.removals:
+            target = self.targets.get(uuid)
+            if target is not None:
+                self.unregistered += 1
+                self._drop(target, "unregistered")
+        if not self._reshard():
+            for target in fresh:
+                if target.uuid in self.targets and self._owns(target.uuid):
+                    target.owned = True
+                    self._notify("added", target)
+
+    def prune(self) -> int:
+        """Drop targets not heard of (announce/discover reply) for `prune_interval`."""
+        cutoff = self._clock() - self.prune_interval
+        stale = [t for t in self.targets.values()
+                 if t.info.source not in self.offline and t.info.source != "static"
+                 and t.last_seen < cutoff]
+        for target in stale:
+            self.pruned += 1
+            self._drop(target, f"silent for {self.prune_interval:g}s")
+        if stale:
+            self._reshard()
+        return len(stale)
+
+    def _of_source(self, source: str) -> list[Target]:
+        return [t for t in self.targets.values() if t.info.source == source]
+
+    def _upsert(self, found: Discovered, now: float) -> Target | None:
+        """Create or refresh a target; a new one is returned (not yet owned nor announced)."""
+        target = self.targets.get(found.uuid)
+        if target is None:
+            target = Target(found, self.deployment, role=self._role_for(found.type),
+                            last_seen=now, owned=False)
+            self.targets[found.uuid] = target
+            logger.debug("Target {} {}/{} at {} found", found.uuid, found.type, found.index,
+                         found.host)
+            return target
+        target.last_seen = now
+        if not target.info.same_endpoint(found):
+            if found.host != target.info.host:
+                self.host_changes += 1
+                logger.info("Target {} {}/{} moved from {} to {}", found.uuid, found.type,
+                            found.index, target.info.host, found.host)
+            target.role = self._role_for(found.type)
+            target.update(found)
+            if target.owned:
+                self._notify("changed", target)
+        elif found.start != target.info.start:
+            target.update(found)
+        return None
+
+    def _drop(self, target: Target, why: str) -> None:
+        del self.targets[target.uuid]
+        logger.info("Target {} {}/{} at {} dropped: {}", target.uuid, target.info.type,
+                    target.info.index, target.info.host, why)
+        if target.owned:
+            target.owned = False
+            self._notify("removed", target)
+
+    def _notify(self, event: str, target: Target) -> None:
+        for listener in self.listeners:
+            try:
+                getattr(listener, event)(target)
+            except Exception:
+                logger.exception("Registry listener failed on {}", event)
+
+    # -- sharding ---------------------------------------------------------------------------
+
+    @property
+    def collectors(self) -> set[str]:
+        """Live collectors sharing the fleet (this one included)."""
+        return set(self._collectors)
+
+    def _owns(self, uuid: str) -> bool:
+        if self.sharding != "rendezvous" or len(self._collectors) < 2:
+            return True
+        return rendezvous_owner(self._collectors, uuid) == self.self_uuid
+
+    def _reshard(self) -> bool:
+        """Recompute ownership of every target if the set of collectors changed."""
+        if self.sharding != "rendezvous":
+            return False
+        collectors = {t.uuid for t in self.targets.values()
+                      if t.info.type == COLLECTOR_TYPE and t.info.source == "nats"}
+        if self.self_uuid:
+            collectors.add(self.self_uuid)
+        if collectors == self._collectors:
+            return False
+        logger.info("Collectors sharing the fleet: {} (was {})", len(collectors),
+                    len(self._collectors))
+        self._collectors = collectors
+        for target in list(self.targets.values()):
+            owned = self._owns(target.uuid)
+            if owned != target.owned:
+                target.owned = owned
+                self._notify("added" if owned else "removed", target)
+        return True
+
+    # -- reporting --------------------------------------------------------------------------
+
+    def owned(self) -> list[Target]:
+        return [t for t in self.targets.values() if t.owned]
+
+    def varz(self) -> dict[str, Any]:
+        by_type: dict[str, Counter[str]] = {}
+        totals: Counter[str] = Counter()
+        for target in self.targets.values():
+            if not target.owned:
+                totals["other_collectors"] += 1
+                continue
+            counts = by_type.setdefault(target.info.type, Counter())
+            for bucket in ("known", target.health):
+                counts[bucket] += 1
+                totals[bucket] += 1
+        return {
+            "known": totals["known"], "up": totals["up"], "down": totals["down"],
+            "unknown": totals["unknown"], "other_collectors": totals["other_collectors"],
+            "by_type": {name: {k: counts[k] for k in ("known", "up", "down", "unknown")}
+                        for name, counts in sorted(by_type.items())},
+            "pruned": self.pruned, "unregistered": self.unregistered,
+            "host_changes": self.host_changes, "collectors": len(self._collectors) or 1,
+        }

@@ -1,0 +1,419 @@
+"""The scrape loop: APScheduler interval jobs per target and endpoint, one shared HTTP session.
+
+Prometheus' scrape loop, in asyncio. Each owned target gets one job per endpoint (/varz every
+10 s, /healthz every 5 s by default, per type configurable), phased by a stable hash of its uuid
+so a fleet's scrapes spread over the interval. A new target is scraped within
+`first_scrape_window` (a one-off, itself spread by the same hash), then on its phase.
+
+Isolation: every scrape runs as its own task, bounded by its timeout, so a hung target holds one
+slot of `max_in_flight` for at most its timeout and never delays another target; a target never
+has two scrapes of one endpoint in flight (APScheduler's `max_instances=1`, plus our own guard for
+the one-off first scrape); bodies are read in chunks and abandoned past `max_response_bytes`.
+
+Each scrape produces the handler's points (through a `ListAppender` carrying the identity tags)
+plus one `scrape` point (up, duration, bytes, points, error class). On success both are handed to
+`commit`; on failure the handler's points are dropped and only the `scrape` point is committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import inspect
+import json
+import logging
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import aiohttp
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from loguru import logger
+
+from collector.config import ENDPOINTS, ScrapeConfig
+from collector.handlers import Handler, handler_for
+from collector.point import ListAppender, Point
+from collector.target import Target
+
+MEASUREMENT = "scrape"
+CHUNK = 64 * 1024
+DURATION_WINDOW = 4096              # recent durations kept per endpoint for percentiles
+LATE_FRACTION = 0.1                 # a scrape starting > 10 % of its interval late is late
+
+Commit = Callable[[list[Point]], Awaitable[Any] | Any]
+
+
+class TooLarge(Exception):
+    """The response body went past `max_response_bytes`."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"response larger than {limit} bytes")
+
+
+def phase(uuid: str, endpoint: str) -> float:
+    """A stable fraction in [0, 1) for a target's endpoint (Prometheus' per-target offset)."""
+    digest = hashlib.blake2b(f"{uuid}/{endpoint}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2.0 ** 64
+
+
+def next_on_grid(now: float, interval: float, offset: float) -> float:
+    """The first time ≥ now of the form k·interval + offset."""
+    k = -((offset - now) // interval)   # ceil((now - offset) / interval)
+    return k * interval + offset
+
+
+def error_class(exc: BaseException) -> str:
+    """An exception of a scrape → the closed `scrape.error` vocabulary of docs/schema.md."""
+    if isinstance(exc, TooLarge):
+        return "too_large"
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return "timeout"
+    if (isinstance(exc, aiohttp.ClientConnectorError)
+            and isinstance(exc.os_error, ConnectionRefusedError)):
+        return "refused"
+    return "other"
+
+
+def error_message(exc: BaseException) -> str:
+    """A one-line description for the status page's lastError."""
+    if isinstance(exc, TooLarge):
+        return str(exc)
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@dataclass
+class ScrapeStats:
+    """Counters for the collector's varz (Telegraf's internal_gather, per endpoint)."""
+
+    ok: Counter[str] = field(default_factory=Counter)
+    failed: dict[str, Counter[str]] = field(default_factory=lambda: {e: Counter()
+                                                                     for e in ENDPOINTS})
+    skipped_overlap: int = 0         # a run found the previous one still in flight
+    late: int = 0                    # started > 10 % of the interval after its time
+    missed: int = 0                  # APScheduler gave up on a run (misfire)
+    points: int = 0                  # points produced (handler points + scrape points)
+    values_skipped: int = 0          # varz values the handlers could not use
+    handler_errors: int = 0
+    in_flight: int = 0
+    durations: dict[str, deque[float]] = field(
+        default_factory=lambda: {e: deque(maxlen=DURATION_WINDOW) for e in ENDPOINTS})
+
+    def varz(self) -> dict[str, Any]:
+        return {
+            "ok": {e: self.ok[e] for e in ENDPOINTS},
+            "failed": {e: dict(sorted(c.items())) for e, c in self.failed.items()},
+            "skipped_overlap": self.skipped_overlap, "late": self.late, "missed": self.missed,
+            "points": self.points, "values_skipped": self.values_skipped,
+            "handler_errors": self.handler_errors, "in_flight": self.in_flight,
+            "duration_seconds": {e: percentiles(d) for e, d in self.durations.items()},
+        }
+
+
+def percentiles(values: Iterable[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"50": pick(0.5), "90": pick(0.9), "99": pick(0.99), "max": ordered[-1]}
+
+
+@dataclass(slots=True)
+class _Entry:
+    """A scheduled target: its handler, phases, busy endpoints and pending first scrapes."""
+
+    target: Target
+    handler: Handler
+    busy: set[str] = field(default_factory=set)
+    first: list[asyncio.TimerHandle] = field(default_factory=list)
+    grid: dict[str, tuple[float, float]] = field(default_factory=dict)  # interval, offset
+
+
+class Scraper:
+    """Schedules and runs scrapes of the targets the registry gives it (a registry Listener)."""
+
+    def __init__(self, config: ScrapeConfig, commit: Commit, *,
+                 stats: ScrapeStats | None = None) -> None:
+        self.config = config
+        self.commit = commit
+        self.stats = stats or ScrapeStats()
+        self.scheduler = AsyncIOScheduler(
+            timezone=timezone.utc, logger=logging.getLogger("fobs.collector.scheduler"),
+            job_defaults={"coalesce": True, "max_instances": 1})
+        self.scheduler.add_listener(self._on_scheduler_event,
+                                    EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        self.session: aiohttp.ClientSession | None = None
+        self._semaphore = asyncio.Semaphore(config.max_in_flight)
+        self._entries: dict[str, _Entry] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
+        self._stopping = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self.config.max_in_flight, limit_per_host=0,
+                                         ttl_dns_cache=300, enable_cleanup_closed=True)
+        self.session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=True, raise_for_status=False,
+            timeout=aiohttp.ClientTimeout(total=None), cookie_jar=aiohttp.DummyCookieJar(),
+            headers={"User-Agent": "fobs-collector", "Accept": "application/json"})
+        self.scheduler.start()
+
+    async def stop(self, timeout: float) -> int:
+        """Stop firing, let in-flight scrapes finish (up to `timeout`), then close.
+
+        Returns how many scrapes had to be cancelled. APScheduler's own shutdown would cancel
+        in-flight coroutines blindly, so it is only called once they are done.
+        """
+        self._stopping = True
+        if self.scheduler.running:
+            self.scheduler.pause()
+        for entry in self._entries.values():
+            for handle in entry.first:
+                handle.cancel()
+        pending = {t for t in self._tasks if not t.done()}
+        cancelled = 0
+        if pending:
+            done, pending = await asyncio.wait(pending, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            cancelled = len(pending)
+            if pending:
+                await asyncio.wait(pending, timeout=1.0)
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.session is not None:
+            await self.session.close()
+        return cancelled
+
+    # -- registry listener ----------------------------------------------------------------
+
+    def added(self, target: Target) -> None:
+        if self._stopping:
+            return
+        entry = _Entry(target, handler_for(target.info.type))
+        self._entries[target.uuid] = entry
+        self._schedule(entry)
+
+    def removed(self, target: Target) -> None:
+        entry = self._entries.pop(target.uuid, None)
+        if entry is not None:
+            self._unschedule(entry)
+
+    def changed(self, target: Target) -> None:
+        """Host, credentials or type changed: rescrape from the new place."""
+        entry = self._entries.get(target.uuid)
+        if entry is None:
+            return self.added(target)
+        self._unschedule(entry)
+        entry.handler = handler_for(target.info.type)
+        self._schedule(entry)
+
+    @property
+    def scheduled(self) -> int:
+        return len(self._entries)
+
+    def schedule_of(self, target: Target, endpoint: str) -> tuple[float, float]:
+        """(interval, timeout) of a target's endpoint."""
+        sched = self.config.schedule(target.info.type, endpoint)
+        return sched.interval, sched.timeout
+
+    def endpoints_of(self, target: Target) -> tuple[str, ...]:
+        if self.config.scrapes_healthz(target.info.type):
+            return ENDPOINTS
+        return ("varz",)
+
+    def _schedule(self, entry: _Entry) -> None:
+        uuid = entry.target.uuid
+        now = time.time()
+        loop = asyncio.get_running_loop()
+        for endpoint in self.endpoints_of(entry.target):
+            interval, _ = self.schedule_of(entry.target, endpoint)
+            frac = phase(uuid, endpoint)
+            offset = frac * interval
+            entry.grid[endpoint] = (interval, offset)
+            start = next_on_grid(now, interval, offset)
+            window = min(self.config.first_scrape_window, interval)
+            if start - now > window:   # the phase is too far off: scrape once right away
+                entry.first.append(loop.call_later(frac * window, self._spawn_first, uuid,
+                                                   endpoint))
+            self.scheduler.add_job(
+                self._run, IntervalTrigger(seconds=interval,
+                                           start_date=datetime.fromtimestamp(start, timezone.utc),
+                                           timezone=timezone.utc),
+                args=(uuid, endpoint), id=f"{uuid}/{endpoint}", replace_existing=True,
+                misfire_grace_time=max(1, int(interval / 2)))
+
+    def _unschedule(self, entry: _Entry) -> None:
+        for handle in entry.first:
+            handle.cancel()
+        entry.first.clear()
+        for endpoint in entry.grid:
+            try:
+                self.scheduler.remove_job(f"{entry.target.uuid}/{endpoint}")
+            except Exception:  # JobLookupError: already gone
+                pass
+        entry.grid.clear()
+
+    def _on_scheduler_event(self, event: JobEvent) -> None:
+        if event.code == EVENT_JOB_MAX_INSTANCES:
+            self.stats.skipped_overlap += 1
+        elif event.code == EVENT_JOB_MISSED:
+            self.stats.missed += 1
+
+    # -- running scrapes ------------------------------------------------------------------
+
+    def _spawn_first(self, uuid: str, endpoint: str) -> None:
+        entry = self._entries.get(uuid)
+        if entry is not None:
+            entry.first.clear()
+            task = asyncio.get_running_loop().create_task(self._run(uuid, endpoint, True))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, uuid: str, endpoint: str, first: bool = False) -> None:
+        """One scheduled scrape of one endpoint, then commit its points."""
+        entry = self._entries.get(uuid)
+        if entry is None or self._stopping:
+            return
+        if endpoint in entry.busy:
+            self.stats.skipped_overlap += 1
+            return
+        task = asyncio.current_task()
+        if task is not None and not first:
+            self._tasks.add(task)
+        entry.busy.add(endpoint)
+        self.stats.in_flight += 1
+        try:
+            due = time.time()
+            if not first:
+                interval, offset = entry.grid.get(endpoint, (0.0, 0.0))
+                if interval:
+                    due = next_on_grid(due - interval * 0.5, interval, offset)
+            async with self._semaphore:
+                if not first and time.time() - due > LATE_FRACTION * entry.grid.get(
+                        endpoint, (0.0, 0.0))[0]:
+                    self.stats.late += 1
+                points = await self.scrape(entry.target, endpoint, entry.handler)
+            result = self.commit(points)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception("Scrape of {} {} failed unexpectedly", uuid, endpoint)
+        finally:
+            self.stats.in_flight -= 1
+            entry.busy.discard(endpoint)
+            if task is not None:
+                self._tasks.discard(task)
+
+    async def scrape(self, target: Target, endpoint: str,
+                     handler: Handler | None = None) -> list[Point]:
+        """Scrape one endpoint of a target now; returns the points to commit (never raises)."""
+        _, timeout = self.schedule_of(target, endpoint)
+        started = time.time()
+        time_ns = int(started * 1e9)
+        t0 = time.perf_counter()
+        error = message = ""
+        body = b""
+        status = 0
+        points: list[Point] = []
+        skipped = 0
+        healthy = False
+        try:
+            status, body = await self._fetch(target, endpoint, timeout)
+        except Exception as e:  # every failure of the request becomes an error class
+            error, message = error_class(e), error_message(e)
+        if not error:
+            if not 200 <= status < 300:
+                error = f"http_{status}"
+                message = f"HTTP status {status}"
+            elif endpoint == "healthz":
+                healthy = body.strip().lower() == b"ok"
+            else:
+                appender = ListAppender(target.tags, time_ns)
+                error, message, skipped = self._handle(
+                    body, appender, handler or handler_for(target.info.type))
+                if not error:
+                    points = appender.points
+        duration = time.perf_counter() - t0
+        target.report(endpoint, error=error, message=message, started=started,
+                      duration=duration, healthy=healthy)
+        fields: dict[str, Any] = {"up": 0 if error else 1, "duration_seconds": duration,
+                                  "response_bytes": len(body)}
+        if endpoint == "healthz":
+            fields["healthy"] = 1 if healthy and not error else 0
+        else:
+            fields["points"] = len(points)
+            fields["skipped"] = skipped
+        if error:
+            fields["error"] = error
+            self.stats.failed[endpoint][error] += 1
+        else:
+            self.stats.ok[endpoint] += 1
+        self.stats.durations[endpoint].append(duration)
+        points.append(Point(MEASUREMENT, {**target.tags, "endpoint": endpoint}, fields,
+                            time_ns))
+        self.stats.points += len(points)
+        return points
+
+    def _handle(self, body: bytes, appender: ListAppender, handler: Handler
+                ) -> tuple[str, str, int]:
+        """Decode varz and run its handler: (error class, message, values skipped)."""
+        try:
+            varz = json.loads(body)
+        except RecursionError:
+            return "bad_json", "JSON nested too deeply", 0
+        except ValueError as e:
+            return "bad_json", f"invalid JSON: {e}", 0
+        if not isinstance(varz, dict):
+            return "bad_json", f"varz is a JSON {type(varz).__name__}, not an object", 0
+        result = handler(varz, appender)
+        self.stats.values_skipped += result.skipped
+        if result.error:
+            self.stats.handler_errors += 1
+            return "handler", f"handler {handler.name} failed: {result.error}", result.skipped
+        return "", "", result.skipped
+
+    async def _fetch(self, target: Target, endpoint: str, timeout: float) -> tuple[int, bytes]:
+        assert self.session is not None, "Scraper.start() was not called"
+        client_timeout = self._timeouts.get(timeout)
+        if client_timeout is None:
+            client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
+        headers = {"Authorization": target.auth_header} if target.auth_header else None
+        limit = self.config.max_response_bytes
+        async with self.session.get(target.info.url(endpoint), headers=headers,
+                                    timeout=client_timeout, allow_redirects=False) as resp:
+            status = resp.status
+            if not 200 <= status < 300:
+                return status, b""
+            length = resp.content_length
+            if length is not None and length > limit:
+                raise TooLarge(limit)
+            if length is not None and length < CHUNK:
+                body = await resp.content.read()
+                if len(body) > limit:
+                    raise TooLarge(limit)
+                return status, body
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in resp.content.iter_chunked(CHUNK):
+                size += len(chunk)
+                if size > limit:
+                    raise TooLarge(limit)
+                chunks.append(chunk)
+            return status, b"".join(chunks)
+
+    async def scrape_all_once(self, targets: Iterable[Target]) -> list[Point]:
+        """Scrape every endpoint of every target once, concurrently (`fobs collector --once`)."""
+        async def one(target: Target, endpoint: str) -> list[Point]:
+            async with self._semaphore:
+                return await self.scrape(target, endpoint)
+        batches = await asyncio.gather(*(one(t, e) for t in targets
+                                         for e in self.endpoints_of(t)))
+        return [p for batch in batches for p in batch]
