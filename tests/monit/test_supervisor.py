@@ -18,9 +18,10 @@ from tests.monit.conftest import CYCLE, child, svc, wait_gone
 from tests.services import free_port, tcp_open
 
 
-def ready(sup, name: str) -> bool:
+def ready(sup, name: str, not_pid: int | None = None) -> bool:
+    """Running, checked OK, nothing pending (and, given `not_pid`, a different process)."""
     s = svc(sup, name)
-    return s["status"] == "OK" and s["pending"] is None and s["pid"] is not None
+    return s["status"] == "OK" and s["pending"] is None and s["pid"] not in (None, not_pid)
 
 
 async def test_kill9_is_restarted_within_one_cycle_and_listens_again(supervise):
@@ -33,7 +34,7 @@ async def test_kill9_is_restarted_within_one_cycle_and_listens_again(supervise):
 
     killed_at_cycle = sup.cycles
     os.kill(pid, signal.SIGKILL)
-    await sup.wait_for(lambda: ready(sup, "srv") and svc(sup, "srv")["pid"] != pid, 5)
+    await sup.wait_for(lambda: ready(sup, "srv", not_pid=pid), 5)
 
     assert sup.service("srv").restart_cycles[-1] - killed_at_cycle <= 1
     assert tcp_open(port)
@@ -121,7 +122,7 @@ async def test_hung_health_endpoint_is_restarted_without_stalling_others(supervi
 
     def web_restarted() -> bool:  # re-evaluated after every check result: samples "other" too
         other_checks.add(svc(sup, "other")["checks"][1]["checked_at"])
-        return ready(sup, "web") and svc(sup, "web")["pid"] != pid
+        return ready(sup, "web", not_pid=pid)
 
     (tmp_path / f"hang-{pid}").touch()
     await sup.wait_for(web_restarted, 10)
@@ -186,7 +187,7 @@ async def test_pidfile_daemon_with_start_program(supervise, tmp_path):
     assert svc(sup, "sleeper")["pid"] == first
 
     os.kill(first, signal.SIGKILL)
-    await sup.wait_for(lambda: ready(sup, "sleeper") and svc(sup, "sleeper")["pid"] != first, 5)
+    await sup.wait_for(lambda: ready(sup, "sleeper", not_pid=first), 5)
     second = int(pidfile.read_text())
     assert svc(sup, "sleeper")["pid"] == second
 
