@@ -1,0 +1,179 @@
+"""Helpers for the collector's own tests: an in-memory outputs, collectors, odd HTTP targets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from collector.config import CollectorConfig, DiscoveryConfig, ScrapeConfig, StatusConfig
+from collector.daemon import Collector
+from collector.point import Point
+from components.bus import NatsConfig
+from components.runtime import Component, ComponentConfig
+
+
+class MemoryOutputs:
+    """Keeps every committed point; lets a test await a condition on them."""
+
+    def __init__(self) -> None:
+        self.points: list[Point] = []
+        self.batches = 0
+        self.closed = False
+        self._changed = asyncio.Event()
+
+    async def start(self) -> None:
+        pass
+
+    async def write(self, points: Sequence[Point]) -> None:
+        self.points.extend(points)
+        self.batches += 1
+        self._changed.set()
+
+    async def close(self) -> None:
+        self.closed = True
+
+    def varz(self) -> dict[str, Any]:
+        return {"accepted": len(self.points)}
+
+    def scrapes(self, **tags: str) -> list[Point]:
+        return [p for p in self.points if p.measurement == "scrape"
+                and all(p.tags.get(k) == v for k, v in tags.items())]
+
+    async def wait_for(self, check: Callable[[], bool], timeout: float = 10.0,
+                       what: str = "points") -> None:
+        """Wake at every commit until `check()` holds (no polling)."""
+        async def loop() -> None:
+            while not check():
+                self._changed.clear()
+                await self._changed.wait()
+        try:
+            await asyncio.wait_for(loop(), timeout)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
+
+
+def collector_config(nats_urls: Sequence[str] = (), **sections: Any) -> CollectorConfig:
+    """A config for tests: fast intervals, ephemeral status port, the test's NATS."""
+    scrape = replace(ScrapeConfig(varz_interval=1.0, healthz_interval=1.0),
+                     **sections.pop("scrape", {}))
+    discovery = replace(DiscoveryConfig(nats=bool(nats_urls), discover_interval=60.0,
+                                        prune_interval=300.0), **sections.pop("discovery", {}))
+    return CollectorConfig(
+        nats=NatsConfig(servers=tuple(nats_urls) or NatsConfig().servers, reconnect_wait=0.1),
+        status=StatusConfig(address="127.0.0.1:0"), scrape=scrape, discovery=discovery,
+        stop_timeout=2.0, **sections)
+
+
+@pytest.fixture
+async def make_collector() -> AsyncIterator[Callable[..., Awaitable[Collector]]]:
+    """Factory: start collectors (with a MemoryOutputs); all are stopped at the end."""
+    started: list[Collector] = []
+
+    async def make(config: CollectorConfig, outputs: Any = None) -> Collector:
+        collector = Collector(config, outputs or MemoryOutputs())
+        await collector.start()
+        started.append(collector)
+        return collector
+
+    yield make
+    for collector in started:
+        if collector.scraper.scheduler.running or not collector.scraper._stopping:
+            await collector.stop()
+
+
+@pytest.fixture
+async def start_component(nats_server: Any) -> AsyncIterator[Callable[..., Awaitable[Component]]]:
+    """Factory: components on the test's nats-server, with optional custom varz/routes."""
+    started: list[Component] = []
+
+    async def make(type: str = "Test", index: int = 0, varz: dict[str, Any] | None = None,
+                   **kw: Any) -> Component:
+        config = ComponentConfig(index=index, nats=NatsConfig(servers=(nats_server.url,),
+                                                              reconnect_wait=0.1), **kw)
+        comp = Component(type, config)
+        comp.varz.update(varz or {})
+        await comp.start()
+        started.append(comp)
+        return comp
+
+    yield make
+    for comp in started:
+        await comp.stop()
+
+
+class HttpTarget:
+    """A plain HTTP server answering /varz and /healthz with whatever a test sets."""
+
+    def __init__(self) -> None:
+        self.varz_body: bytes = b"{}"
+        self.varz_status = 200
+        self.healthz_body = b"ok"
+        self.hang = False
+        self.requests = 0
+        self.runner: web.AppRunner | None = None
+        self.host = ""
+
+    def set_varz(self, value: Any) -> None:
+        self.varz_body = value if isinstance(value, bytes) else json.dumps(value).encode()
+
+    async def _varz(self, request: web.Request) -> web.StreamResponse:
+        self.requests += 1
+        if self.hang:
+            await asyncio.Event().wait()
+        return web.Response(body=self.varz_body, status=self.varz_status,
+                            content_type="application/json")
+
+    async def _healthz(self, request: web.Request) -> web.StreamResponse:
+        if self.hang:
+            await asyncio.Event().wait()
+        return web.Response(body=self.healthz_body)
+
+    async def start(self) -> "HttpTarget":
+        app = web.Application()
+        app.router.add_get("/varz", self._varz)
+        app.router.add_get("/healthz", self._healthz)
+        self.runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                                    shutdown_timeout=0.1)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
+        self.host = f"127.0.0.1:{self.runner.addresses[0][1]}"
+        return self
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+class SilentServer:
+    """Accepts TCP connections and never answers (a hung component)."""
+
+    def __init__(self) -> None:
+        self.server: asyncio.Server | None = None
+        self.connections = 0
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self._writers.append(writer)
+        await reader.read(65536)   # read the request, then say nothing
+
+    async def start(self) -> "SilentServer":
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        return self
+
+    @property
+    def host(self) -> str:
+        assert self.server is not None
+        return f"127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def stop(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        if self.server is not None:
+            self.server.close()
