@@ -118,6 +118,28 @@ class Buffer(Protocol):
     def close(self) -> None: ...
 
 
+class _InFlight:
+    """The one batch a sender holds: the same until acknowledged, `lost` if dropped meanwhile."""
+
+    stats: SpoolStats
+    _inflight: Batch | None
+
+    def _held(self) -> Batch | None:
+        """The batch to hand out again, or None (after counting a lost one as dropped)."""
+        batch = self._inflight
+        if batch is not None and batch.lost:
+            self.stats.dropped_points += batch.points
+            self._inflight = batch = None
+        return batch
+
+    def _settle(self, batch: Batch) -> bool:
+        """Forget the held batch; True when its records still need to be released."""
+        if batch is not self._inflight:
+            return False
+        self._inflight = None
+        return not batch.lost
+
+
 @dataclass
 class _Segment:
     seq: int
@@ -129,7 +151,7 @@ class _Segment:
     fd: int | None = field(default=None, repr=False)
 
 
-class DiskSpool:
+class DiskSpool(_InFlight):
     """Segmented append-only spool in one directory; see the module docstring for guarantees."""
 
     def __init__(self, directory: str | Path, config: SpoolConfig = SpoolConfig(),
@@ -312,11 +334,8 @@ class DiskSpool:
 
     def peek(self, max_points: int, max_bytes: int) -> Batch | None:
         """The oldest unacknowledged records (at least one, then up to the limits), or None."""
-        if self._inflight is not None:
-            if not self._inflight.lost:
-                return self._inflight
-            self.stats.dropped_points += self._inflight.points
-            self._inflight = None
+        if (held := self._held()) is not None:
+            return held
         while self._segments:
             seg = self._segments[0]
             if seg.read >= seg.end:
@@ -371,10 +390,7 @@ class DiskSpool:
 
     def ack(self, batch: Batch) -> None:
         """The batch is written (or quarantined): move the persisted cursor past it."""
-        if batch is not self._inflight:
-            return
-        self._inflight = None
-        if batch.lost:
+        if not self._settle(batch):
             return
         seg = self._segments[0]
         assert seg.seq == batch.seq, "an acknowledged batch is always in the front segment"
@@ -424,7 +440,7 @@ class DiskSpool:
         os.close(self._lock)
 
 
-class MemorySpool:
+class MemorySpool(_InFlight):
     """The same contract in memory, bounded by bytes (for the file historian: it is local)."""
 
     def __init__(self, config: SpoolConfig = SpoolConfig(strategy="memory"), name: str = "") -> None:
@@ -466,11 +482,8 @@ class MemorySpool:
         logger.warning("Memory buffer {} is full: dropped the oldest {} points", self.name, points)
 
     def peek(self, max_points: int, max_bytes: int) -> Batch | None:
-        if self._inflight is not None:
-            if not self._inflight.lost:
-                return self._inflight
-            self.stats.dropped_points += self._inflight.points
-            self._inflight = None
+        if (held := self._held()) is not None:
+            return held
         if not self._records:
             return None
         payloads: list[bytes] = []
@@ -486,10 +499,7 @@ class MemorySpool:
         return self._inflight
 
     def ack(self, batch: Batch) -> None:
-        if batch is not self._inflight:
-            return
-        self._inflight = None
-        if batch.lost:
+        if not self._settle(batch):
             return
         for _ in range(batch.records):
             data, _, _ = self._records.popleft()
