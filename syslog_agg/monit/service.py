@@ -186,12 +186,20 @@ class Service:
         assert isinstance(cfg, ProcessConfig)
         self.exec_error = None
         if cfg.managed:
+            if cfg.log:
+                try:
+                    Path(cfg.log).parent.mkdir(parents=True, exist_ok=True)
+                    Path(cfg.log).touch()
+                except OSError as e:
+                    raise StartError(f"cannot open log file {cfg.log}: "
+                                     f"{e.strerror or e}") from None
             try:
                 self.child = Child.spawn(argv(cfg.command), env=self.env, cwd=cfg.cwd or None,
                                          log=cfg.log)
-            except OSError as e:
+            except OSError as e:  # the program or the cwd is missing, not executable, ...
+                where = f" ({e.filename})" if e.filename else ""
                 raise StartError(f"cannot execute {argv(cfg.command)[0]!r}: "
-                                 f"{e.strerror or e}") from None
+                                 f"{e.strerror or e}{where}") from None
             self.child.on_exit = self._on_exit
             self.started_at = time.time()
             return

@@ -138,7 +138,7 @@ class Supervisor:
             raise ValueError(f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
         if self._closing:
             raise RuntimeError("the supervisor is stopping")
-        logger.info("'{}' {} requested", name, action)
+        logger.info("Request to {} '{}'", action, name)
         if action == "monitor":
             self._monitor(svc)
             return None

@@ -15,7 +15,7 @@ from components.bus import NatsConfig
 from components.runtime import ComponentConfig
 from syslog_agg.monit import (HttpCheck, ProcessConfig, ProgramConfig, RestartLimit, TcpCheck)
 from tests.monit.conftest import CYCLE, child, svc, wait_gone
-from tests.services import free_port, tcp_open
+from tests.services import NatsServer, free_port, tcp_open
 
 
 def ready(sup, name: str, not_pid: int | None = None) -> bool:
@@ -216,3 +216,23 @@ async def test_program_exit_status(supervise, tmp_path):
     await sup.wait_for(lambda: svc(sup, "probe")["status"] == "OK", 5)
     assert any(a["state"] == "succeeded" and a["service"] == "probe"
                for a in sup.status()["alerts"])
+
+
+async def test_nats_down_never_blocks_supervision_and_alerts_follow_later(supervise, tmp_path):
+    server = NatsServer(tmp_path / "nats")  # not started yet: nothing listens on its port
+    sup = await supervise(
+        processes=(ProcessConfig(name="crashy", command=("sh", "-c", "exit 1"),
+                                 restart_limit=RestartLimit(restarts=1, cycles=10)),),
+        component=ComponentConfig(nats=NatsConfig(servers=(server.url,), reconnect_wait=0.2)))
+    try:
+        await sup.wait_for(lambda: svc(sup, "crashy")["status"] == "Not monitored", 5)
+        assert sup.alerts.raised >= 2 and sup.alerts.published == 0
+
+        raised = sup.alerts.raised
+        await asyncio.to_thread(server.start)
+        # The backlog kept while NATS was away leaves once the connection is up.
+        await sup.wait_for(lambda: sup.alerts.published >= raised, 10)
+        assert sup.alerts.publish_errors == 0
+    finally:
+        server.stop()
+
