@@ -261,6 +261,8 @@ class NatsDiscoverer:
         self._take(msg.data)
 
     async def _on_reply(self, msg: Any) -> None:
+        if not msg.data:   # the server's "no responders" status when no component is up
+            return
         self.stats.discover_replies += 1
         self._take(msg.data)
 
