@@ -22,6 +22,9 @@ configuration. Omitted when `stacks` is absent or holds anything but a few short
 | used_cpu                | float | percent | Σ `computed_pcpu`                                |
 | max_memory_bytes        | float | bytes   | V1 `apps_max_memory` (MB)                        |
 | apps                    | float |         | V1 `num_apps`                                    |
+| start_requests          | int   |         | `start_requests` (fobs, counter)                 |
+| start_requests_rejected | int   |         | `start_requests_rejected` (fobs, counter)        |
+| bad_messages            | int   |         | `bad_messages` (fobs, counter)                   |
 
 Instances are read from `instance_registry` = `{app_id: {instance_id: attributes}}`; live states
 (those holding a reservation) are BORN, STARTING, RUNNING, RESUMING and EVACUATING. The used_*
@@ -51,7 +54,10 @@ GAUGES = {"can_stage": "can_stage", "reservable_stagers": "reservable_stagers",
           "available_disk_ratio": "available_disk_ratio", "num_apps": "apps"}
 COUNTERS = {"total_warden_response_time_in_ms": "warden_response_time_ms",
             "warden_request_count": "warden_requests",
-            "warden_error_response_count": "warden_errors"}
+            "warden_error_response_count": "warden_errors",
+            "start_requests": "start_requests",
+            "start_requests_rejected": "start_requests_rejected",
+            "bad_messages": "bad_messages"}
 V1_MEMORY = {"apps_max_memory": "max_memory_bytes", "apps_reserved_memory": "reserved_memory_bytes",
              "apps_used_memory": "used_memory_bytes"}
 

@@ -11,19 +11,23 @@
 | requests_per_sec             | float | req/s | `requests_per_sec`                        |
 | rate_1m, rate_5m, rate_15m   | float | req/s | `rate` [1m, 5m, 15m]                      |
 | latency_p50_seconds … p99    | float | s     | `latency` {"50","75","90","95","99"} (s)  |
-| latency_mean_seconds         | float | s     | V1 `latency` value / samples (ms → s)     |
+| latency_mean_seconds         | float | s     | `latency` value / samples (ms → s), below |
 | urls                         | float |       | `urls`                                    |
 | droplets                     | float |       | `droplets`                                |
 | registry_update_age_seconds  | float | s     | `ms_since_last_registry_update` / 1000    |
 | routed_app_requests          | int   |       | Σ `requests` of the `dea-N` components (counter) |
+| dead_endpoints               | float |       | `dead_endpoints` (fobs)                   |
+| access_log_lines             | int   |       | `access_log_lines` (fobs, counter)        |
+| bad_messages                 | int   |       | `bad_messages` (fobs, counter)            |
 
 `router_route` — one point per entry of `tags.<key>.<value>` (key `component`, or V1's
 `framework`/`runtime`), tagged `<key>=<value>`; a `dea-N…` component becomes `component=app,
 dea_index=N` (app traffic, as the original collector did). Fields: requests, responses_*, rate_*,
 latency_p*_seconds, latency_mean_seconds, with the types and units above.
 
-gorouter's latency `value`/`samples` is a known-broken constant (5e-07), so latency_mean_seconds
-comes only from a latency object without percentiles (the V1 form). `top10_app_requests` names
+latency_mean_seconds is `value` (a sum of ms) / `samples` (a count), as the V1 router and fobs'
+router publish it. gorouter sent percentiles with a constant pair (`value` 5e-07, `samples` 1, a
+unit bug), so next to percentiles a pair with samples = 1 is ignored. `top10_app_requests` names
 apps and is not collected.
 """
 
@@ -43,9 +47,11 @@ MAX_ROUTES = 256
 RATES = ("rate_1m", "rate_5m", "rate_15m")
 _DEA = re.compile(r"dea-(\d{1,6})(?!\d)")
 
-GAUGES = {"requests_per_sec": "requests_per_sec", "urls": "urls", "droplets": "droplets"}
+GAUGES = {"requests_per_sec": "requests_per_sec", "urls": "urls", "droplets": "droplets",
+          "dead_endpoints": "dead_endpoints"}
 COUNTERS = {"requests": "requests", "bad_requests": "bad_requests",
-            "bad_gateways": "bad_gateways"}
+            "bad_gateways": "bad_gateways", "access_log_lines": "access_log_lines",
+            "bad_messages": "bad_messages"}
 
 
 @register("Router")
@@ -73,10 +79,13 @@ def _add_traffic(fields: Fields, metric: Mapping[str, Any], rec: Recorder) -> No
     latency = rec.mapping(metric.get("latency"))
     if latency is None:
         return
-    if any(key in latency for key in PERCENTILES):
+    percentiles = any(key in latency for key in PERCENTILES)
+    if percentiles:
         rec.percentiles(fields, "latency", latency)
-        return
-    total, samples = to_float(latency.get("value")), to_float(latency.get("samples"))
+    raw_total, raw_samples = latency.get("value"), latency.get("samples")
+    if percentiles and (raw_total is None or raw_samples is None or raw_samples == 1):
+        return                        # gorouter's value/samples pair: a constant, not data
+    total, samples = to_float(raw_total), to_float(raw_samples)
     if total is None or samples is None:
         rec.skip()
     elif samples > 0:
