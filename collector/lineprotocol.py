@@ -7,8 +7,10 @@ escaped field keys, the batch's timestamp) and formats only the values per point
 Rules (checked against influxd 1.6.7's parser, see tests/collector/test_lineprotocol.py):
 - measurement: `,` and space are escaped; tag keys, tag values and field keys: `,`, `=` and space.
 - tags are sorted by key; a tag with an empty value is left out (line protocol has no empty tag).
-- string field values are quoted, with `"` and `\\` escaped; a newline inside one is kept as is
-  (influxd's scanner honours quotes, so the line does not split).
+- string field values are quoted, with `"` and `\\` escaped. One holding a newline is dropped
+  and counted (`fields_unencodable`): influxd's scanner honours the quotes, but VictoriaMetrics
+  splits the line there and loses the whole point, and line protocol has no escape for it (a
+  `\\n` is read back as backslash + n). One line is one point, which the batch splitter needs.
 - ints get the `i` suffix and must fit int64; bools are `true`/`false`; floats use `repr`.
 - NaN and ±inf are not representable: the field is dropped and counted (`fields_nonfinite`).
 - a name (measurement, tag key or value, field key) cannot carry a newline, and a backslash in
@@ -173,7 +175,10 @@ class Encoder:
                 elif tp is bool:
                     body = f"{body}{ek}{'true' if v else 'false'}"
                 elif tp is str:
-                    body = f'{body}{ek}"{_escape_string(v)}"'
+                    if "\n" in v:
+                        stats.fields_unencodable += 1
+                    else:
+                        body = f'{body}{ek}"{_escape_string(v)}"'
                 else:
                     text = self._odd_value(v)
                     if text is not None:
@@ -226,7 +231,7 @@ class Encoder:
                 return repr(f)
             self.stats.fields_nonfinite += 1
             return None
-        elif isinstance(v, str):
+        elif isinstance(v, str) and "\n" not in v:
             return f'"{_escape_string(str(v))}"'
         self.stats.fields_unencodable += 1
         return None
