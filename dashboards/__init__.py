@@ -1,1 +1,1 @@
-"""dashboards"""
+"""Grafana dashboards (grafanalib), alert rules, their evaluator and their test runner."""

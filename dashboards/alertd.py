@@ -1,0 +1,185 @@
+"""`fobs alerts run`: evaluate the alert rules against InfluxDB on a schedule.
+
+The daemon registers as component `AlertEvaluator` (so the collector scrapes its varz and the
+fleet dashboard shows it), evaluates every rule each `evaluation.interval` seconds on a grid
+aligned to the wall clock, publishes each alert state change on NATS and sends firing and
+resolved alerts to the configured Alertmanagers. SIGTERM stops it after the evaluation in
+progress; alerts are not resolved on the way out (Alertmanager lets them expire, as with
+Prometheus).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from loguru import logger
+
+from components.config import ConfigError, positive
+from components.runtime import Component, ComponentConfig
+from dashboards.evaluator import Alert, Evaluator
+from dashboards.influx import InfluxQuery
+from dashboards.notify import AlertmanagerNotifier, NatsNotifier
+from dashboards.rules import Rule, RuleError, load_rules
+
+COMPONENT_TYPE = "AlertEvaluator"
+
+
+def _check_url(url: str, key: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{key}: expected http://HOST:PORT, got {url!r}")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """[evaluation] — which rules, how often, where state changes go on NATS."""
+
+    interval: float = 10.0
+    rule_files: tuple[str, ...] = ()     # *.rules.py files; empty = fobs' shipped rules
+    subject: str = "fobs.alerts"
+
+    def validate(self) -> None:
+        positive(self.interval, "interval")
+        if not self.subject or any(c in self.subject for c in " *>"):
+            raise ConfigError(f"subject: not a NATS subject: {self.subject!r}")
+
+
+@dataclass(frozen=True)
+class InfluxConfig:
+    """[influxdb] — the InfluxDB 1.x the collector writes to."""
+
+    url: str = "http://127.0.0.1:8086"
+    database: str = "fobs"
+    username: str = ""
+    password: str = ""
+    timeout: float = 10.0
+
+    def validate(self) -> None:
+        _check_url(self.url, "url")
+        if not self.database:
+            raise ConfigError("database: must not be empty")
+        positive(self.timeout, "timeout")
+
+
+@dataclass(frozen=True)
+class AlertmanagerConfig:
+    """[alertmanager] — where firing and resolved alerts are sent (none: only NATS)."""
+
+    urls: tuple[str, ...] = ()
+    timeout: float = 5.0
+    resend_delay: float = 60.0
+    generator_url: str = ""            # link put in each alert, e.g. the Grafana dashboard
+
+    def validate(self) -> None:
+        for i, url in enumerate(self.urls):
+            _check_url(url, f"urls[{i}]")
+        positive(self.timeout, "timeout")
+        positive(self.resend_delay, "resend_delay")
+
+
+@dataclass(frozen=True)
+class AlertsConfig:
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    influxdb: InfluxConfig = field(default_factory=InfluxConfig)
+    alertmanager: AlertmanagerConfig = field(default_factory=AlertmanagerConfig)
+    component: ComponentConfig = field(default_factory=ComponentConfig)
+
+    def rules(self, base: Path | None = None) -> list[Rule]:
+        """Load and check the rules (before anything connects): RuleError → ConfigError."""
+        files = [Path(f) if base is None or Path(f).is_absolute() else base / f
+                 for f in self.evaluation.rule_files]
+        try:
+            return load_rules(files)
+        except RuleError as e:
+            raise ConfigError(f"evaluation.rule_files: {e}") from None
+
+
+def next_tick(now: float, interval: float) -> float:
+    """The next multiple of `interval` after `now` (evaluations sit on a wall-clock grid)."""
+    return (now // interval + 1) * interval
+
+
+class AlertDaemon:
+    """Evaluator + InfluxDB query + notifiers + component registration, for `run()`."""
+
+    def __init__(self, config: AlertsConfig, rules: Sequence[Rule]) -> None:
+        self.config = config
+        self.component = Component(COMPONENT_TYPE, config.component)
+        db = config.influxdb
+        self.query = InfluxQuery(db.url, db.database, username=db.username,
+                                 password=db.password, timeout=db.timeout)
+        self.nats = NatsNotifier(lambda: self.component.nc, config.evaluation.subject)
+        am = config.alertmanager
+        self.alertmanager = AlertmanagerNotifier(
+            am.urls, timeout=am.timeout, resend_delay=am.resend_delay,
+            interval=config.evaluation.interval, generator_url=am.generator_url)
+        self.evaluator = Evaluator(rules, self.query, self._notify,
+                                   resend_delay=am.resend_delay)
+        self.rounds = 0
+        self.late = 0
+        self.last_round_seconds = 0.0
+        self.component.on_refresh(self._refresh_varz)
+        self.component.add_health_check("influxdb", self._health)
+
+    async def _notify(self, alerts: Sequence[Alert], now: float) -> None:
+        for alert in alerts:
+            if alert.changed:
+                logger.info("Alert {} {} {}", alert.rule, alert.state,
+                            ",".join(f"{k}={v}" for k, v in sorted(alert.labels.items())))
+        await asyncio.gather(self.nats(alerts, now), self.alertmanager(alerts, now))
+
+    def _health(self) -> str | None:
+        failing = [name for name, h in self.evaluator.health.items() if h.health == "err"]
+        if failing and len(failing) == len(self.evaluator.health):
+            return f"every rule query fails: {self.evaluator.health[failing[0]].last_error}"
+        return None
+
+    def _refresh_varz(self, varz: dict[str, Any]) -> None:
+        health = self.evaluator.health.values()
+        varz.update(
+            rules=len(self.evaluator.rules),
+            rounds=self.rounds,
+            late_rounds=self.late,
+            round_seconds=round(self.last_round_seconds, 6),
+            evaluations=sum(h.evaluations for h in health),
+            evaluation_failures=sum(h.failures for h in health),
+            alerts={"pending": len(self.evaluator.pending()),
+                    "firing": len(self.evaluator.firing())},
+            notifications={"nats": dict(self.nats.stats),
+                           "alertmanager": dict(self.alertmanager.stats)},
+            rule_health={name: {"health": h.health, "last_error": h.last_error,
+                                "evaluations": h.evaluations, "failures": h.failures}
+                         for name, h in self.evaluator.health.items()},
+        )
+
+    async def run(self, stop: asyncio.Event) -> int:
+        await self.component.start()
+        interval = self.config.evaluation.interval
+        logger.info("Evaluating {} rules every {}s against {} (database {})",
+                    len(self.evaluator.rules), interval, self.config.influxdb.url,
+                    self.config.influxdb.database)
+        try:
+            while not stop.is_set():
+                began = time.time()
+                await self.evaluator.evaluate(began)
+                self.rounds += 1
+                self.last_round_seconds = time.time() - began
+                due = next_tick(began, interval)
+                if time.time() > due:
+                    self.late += 1
+                    due = next_tick(time.time(), interval)
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=max(0.0, due - time.time()))
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            await self.query.close()
+            await self.alertmanager.close()
+            await self.component.stop()
+        return 0

@@ -1,0 +1,93 @@
+"""The evaluator's QueryFunc for InfluxDB 1.x: InfluxQL over `POST /query`, answers as Series.
+
+Usage:
+
+    async with InfluxQuery("http://127.0.0.1:8086", "fobs") as query:
+        series = await query('SELECT last("up") FROM "scrape" WHERE time >= … GROUP BY "job"', t)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from dashboards.evaluator import QueryFailed, Series
+
+
+class InfluxQuery:
+    """Runs one InfluxQL statement per call on a reused HTTP session."""
+
+    def __init__(self, url: str, database: str, *, username: str = "", password: str = "",
+                 timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.database = database
+        self.auth = (username, password) if username else None
+        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> "InfluxQuery":
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def raw(self, statement: str, database: str | None = None) -> dict[str, Any]:
+        """POST one statement; the decoded first result, or QueryFailed with InfluxDB's error."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        data = {"q": statement, "epoch": "ns"}
+        db = self.database if database is None else database
+        if db:
+            data["db"] = db
+        if self.auth:
+            data["u"], data["p"] = self.auth
+        try:
+            async with self._session.post(f"{self.url}/query", data=data) as resp:
+                body = await resp.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
+            raise QueryFailed(f"InfluxDB at {self.url}: {type(e).__name__}: {e}".rstrip(": "))
+        if not isinstance(body, dict):
+            raise QueryFailed(f"InfluxDB at {self.url}: unexpected answer {body!r:.200}")
+        if body.get("error"):
+            raise QueryFailed(f"InfluxDB: {body['error']}")
+        results = body.get("results") or [{}]
+        if results[0].get("error"):
+            raise QueryFailed(f"InfluxDB: {results[0]['error']}")
+        return dict(results[0])
+
+    async def __call__(self, statement: str, t: float) -> list[Series]:
+        result = await self.raw(statement)
+        out = []
+        for raw in result.get("series") or []:
+            columns = raw.get("columns") or []
+            if len(columns) != 2:
+                raise QueryFailed(f"a rule query must return one value column, got "
+                                  f"{', '.join(columns[1:])}")
+            out.append(Series(dict(raw.get("tags") or {}),
+                              [(int(row[0]), row[1]) for row in raw.get("values") or []]))
+        return out
+
+    async def write(self, lines: list[str], database: str) -> None:
+        """Write line protocol (ns precision); used by the rule test runner."""
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=self.timeout)
+        params = {"db": database, "precision": "ns"}
+        try:
+            for start in range(0, len(lines), 5000):
+                body = "\n".join(lines[start:start + 5000]).encode()
+                async with self._session.post(f"{self.url}/write", params=params,
+                                              data=body) as resp:
+                    if resp.status != 204:
+                        raise QueryFailed(f"InfluxDB write: HTTP {resp.status}: "
+                                          f"{(await resp.text())[:300]}")
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            raise QueryFailed(f"InfluxDB at {self.url}: {type(e).__name__}: {e}") from None
