@@ -8,7 +8,7 @@ timeout above its interval is refused as Prometheus refuses it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from components.bus import NatsConfig
@@ -50,8 +50,7 @@ class TypeScrapeConfig:
                 positive(value, key)
 
 
-@dataclass(frozen=True)
-class EndpointSchedule:
+class EndpointSchedule(NamedTuple):
     """The resolved interval and timeout of one endpoint for one component type."""
 
     interval: float

@@ -207,6 +207,29 @@ class Collector:
         return reasons
 
 
+class DiscardOutputs:
+    """Stand-in until the write path lands: counts points and drops them."""
+
+    def __init__(self) -> None:
+        self.points = 0
+
+    async def start(self) -> None:
+        pass
+
+    async def write(self, points: Sequence[Point]) -> None:
+        self.points += len(points)
+
+    async def close(self) -> None:
+        pass
+
+    def varz(self) -> dict[str, Any]:
+        return {"discarded": self.points}
+
+
+def build_outputs(config: CollectorConfig) -> Outputs:
+    return DiscardOutputs()
+
+
 async def collect_once(config: CollectorConfig, wait: float) -> list[Point]:
     """Discover for `wait` seconds, scrape every target once, return the points (--once)."""
     registry = Registry(deployment=config.deployment,

@@ -1,0 +1,7 @@
+"""`python -m collector ARGS` = `fobs collector ARGS`."""
+
+import sys
+
+from fobs.cli import main
+
+sys.exit(main(["collector", *sys.argv[1:]]))
