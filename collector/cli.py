@@ -78,12 +78,20 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def output_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The --influx-* and --spool-dir flags as keys of the [outputs] section."""
-    given = [f for f in ("influx_url", "influx_db", "influx_org", "influx_bucket",
-                         "influx_token", "spool_dir") if getattr(args, f) is not None]
-    if given:
-        raise ConfigError(f"--{given[0].replace('_', '-')}: the write path is not built yet")
-    return {}
+    """The --influx-* flags as one InfluxDB output (replacing the file's of that kind)."""
+    values: dict[str, Any] = {"outputs.spool_dir": args.spool_dir}
+    v2 = {k: v for k, v in (("org", args.influx_org), ("bucket", args.influx_bucket),
+                            ("token", args.influx_token)) if v is not None}
+    if v2 and args.influx_db is not None:
+        raise ConfigError("--influx-db: the 1.x database and the 2.x --influx-org/"
+                          "--influx-bucket/--influx-token do not go together")
+    url = {"url": args.influx_url} if args.influx_url is not None else {}
+    if v2:
+        values["outputs.influxdb_v2"] = [{**url, **v2}]
+    elif url or args.influx_db is not None:
+        db = {"database": args.influx_db} if args.influx_db is not None else {}
+        values["outputs.influxdb_v1"] = [{**url, **db}]
+    return values
 
 
 def load_config(args: argparse.Namespace) -> CollectorConfig:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 from urllib.parse import urlsplit
 
+from collector.historians.config import OutputsConfig
 from components.bus import NatsConfig
 from components.config import ConfigError, host_port, positive
 from components.logs import SyslogConfig
@@ -218,6 +219,7 @@ class CollectorConfig:
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     scrape: ScrapeConfig = field(default_factory=ScrapeConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
+    outputs: OutputsConfig = field(default_factory=OutputsConfig)
 
     def validate(self) -> None:
         if not self.deployment:

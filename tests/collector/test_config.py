@@ -45,7 +45,7 @@ BAD = [
     ('log_level = "LOUD"', "log_level: unknown level 'LOUD'"),
     ("stop_timeout = 0", "stop_timeout: must be greater than 0, got 0.0"),
     ("bogus = 1", "unknown key 'bogus' in the top level (known keys: component, deployment, "
-                  "discovery, log_level, nats, nats_ping_interval, scrape, status, "
+                  "discovery, log_level, nats, nats_ping_interval, outputs, scrape, status, "
                   "stop_timeout, syslog)"),
     ('[discovery]\nsharding = "hash"',
      "discovery.sharding: must be one of 'none', 'rendezvous', got 'hash'"),
@@ -122,6 +122,20 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
     assert config.nats.servers == ("nats://b:2", "nats://c:3")
     assert config.scrape.varz_interval == 30.0 and config.scrape.healthz_interval == 7.0
     assert config.status.address == "127.0.0.1:0"
+
+
+def test_influx_flags_make_one_output() -> None:
+    parse = build_parser().parse_args
+    v1 = load_config(parse(["collector", "--influx-url", "http://db:8086", "--influx-db", "m",
+                            "--spool-dir", "/tmp/spool"])).outputs
+    assert [(o.url, o.database) for o in v1.influxdb_v1] == [("http://db:8086", "m")]
+    assert v1.spool_dir == "/tmp/spool" and not v1.influxdb_v2
+    v2 = load_config(parse(["collector", "--influx-url", "http://db:8086", "--influx-org", "o",
+                            "--influx-bucket", "b", "--influx-token", "t"])).outputs
+    assert [(o.url, o.org, o.bucket, o.token) for o in v2.influxdb_v2] == [
+        ("http://db:8086", "o", "b", "t")]
+    with pytest.raises(ConfigError, match="^--influx-db: the 1.x database"):
+        load_config(parse(["collector", "--influx-db", "m", "--influx-org", "o"]))
 
 
 def test_a_flag_is_validated_like_the_file() -> None:
