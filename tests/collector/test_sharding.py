@@ -1,0 +1,93 @@
+"""Several collectors share one fleet on a real 3-node NATS cluster (rendezvous sharding)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from collector.daemon import Collector
+from components.bus import NatsConfig
+from components.runtime import Component, ComponentConfig
+from tests.collector.collector_helpers import MemoryOutputs, collector_config
+
+FLEET = 12
+
+
+async def until(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    """Ownership changes have no single event across collectors: poll with a deadline."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def owners(collectors: list[Collector], uuids: set[str]) -> dict[str, list[str]]:
+    """For each component uuid, the collectors that scrape it."""
+    result: dict[str, list[str]] = {u: [] for u in uuids}
+    for c in collectors:
+        assert c.registry is not None
+        for target in c.registry.owned():
+            if target.uuid in result:
+                result[target.uuid].append(c.uuid)
+    return result
+
+
+def each_owned_once(collectors: list[Collector], uuids: set[str]) -> bool:
+    return all(len(o) == 1 for o in owners(collectors, uuids).values())
+
+
+async def test_every_target_is_scraped_by_exactly_one_collector(nats_cluster: Any) -> None:
+    urls = nats_cluster.urls
+    comps = [Component("DEA", ComponentConfig(index=i, nats=NatsConfig(
+        servers=(urls[i % 3],), reconnect_wait=0.1))) for i in range(FLEET)]
+    for comp in comps:
+        await comp.start()
+    uuids = {c.uuid for c in comps}
+    collectors: list[Collector] = []
+    try:
+        for i in range(3):
+            config = collector_config(
+                [urls[i]], discovery={"sharding": "rendezvous", "discover_interval": 0.3,
+                                      "prune_interval": 1.5},
+                scrape={"varz_interval": 0.5, "healthz": False})
+            collector = Collector(config, MemoryOutputs())
+            await collector.start()
+            collectors.append(collector)
+        await until(lambda: all(len(c.registry.collectors) == 3 for c in collectors)
+                    and each_owned_once(collectors, uuids), "three collectors sharing")
+        shares = [len([t for t in c.registry.owned() if t.uuid in uuids]) for c in collectors]
+        assert sum(shares) == FLEET and all(s > 0 for s in shares), shares
+
+        # what they scrape is what they own: each component's points come from one collector
+        marks = [len(c.outputs.points) for c in collectors]  # type: ignore[attr-defined]
+        await until(lambda: all(len(c.outputs.points) > m + FLEET  # type: ignore[attr-defined]
+                                for c, m in zip(collectors, marks)), "fresh scrapes")
+        scraped_by: dict[str, set[int]] = {}
+        for n, c in enumerate(collectors):
+            for p in c.outputs.points[marks[n]:]:  # type: ignore[attr-defined]
+                if p.measurement == "scrape" and p.tags["job"] == "DEA":
+                    scraped_by.setdefault(p.tags["index"], set()).add(n)
+        assert all(len(who) == 1 for who in scraped_by.values()), scraped_by
+
+        # a clean stop says goodbye: the others take its targets over at once
+        leaving = collectors.pop(0)
+        await leaving.stop()
+        await until(lambda: all(len(c.registry.collectors) == 2 for c in collectors)
+                    and each_owned_once(collectors, uuids), "takeover after unregister",
+                    timeout=3)
+
+        # a crash says nothing: its targets move once it is pruned
+        crashed = collectors.pop(0)
+        began = asyncio.get_running_loop().time()
+        await crashed.crash()
+        await until(lambda: len(collectors[0].registry.collectors) == 1
+                    and each_owned_once(collectors, uuids), "takeover after prune")
+        assert asyncio.get_running_loop().time() - began >= 1.0
+        assert len([t for t in collectors[0].registry.owned() if t.uuid in uuids]) == FLEET
+    finally:
+        for c in collectors:
+            await c.stop()
+        for comp in comps:
+            await comp.stop()
