@@ -35,7 +35,7 @@ import os
 import struct
 import time
 import zlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -45,7 +45,8 @@ from components.config import ConfigError, positive
 
 MAGIC = 0x53424F46                                   # b"FOBS" little-endian
 HEADER = struct.Struct("<IIIIQ")                     # magic, crc, length, points, appended_at_ns
-DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024                # disk
+DEFAULT_MEMORY_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_SEGMENT_BYTES = 4 * 1024 * 1024
 DEFAULT_FSYNC_INTERVAL = 1.0
 
@@ -60,19 +61,30 @@ class SpoolError(Exception):
 class SpoolConfig:
     """[outputs.<kind>.spool] — the buffer in front of one historian."""
 
-    strategy: Literal["disk", "memory"] = "disk"     # "memory": lost on restart (file historian)
-    max_bytes: int = DEFAULT_MAX_BYTES                # bound on disk (or memory) use
+    # "default": disk for network historians, memory for the file historian (it is local);
+    # a memory buffer is lost on restart
+    strategy: Literal["default", "disk", "memory"] = "default"
+    max_bytes: int = 0                 # bound on disk (memory) use; 0 = 256 MiB (64 MiB)
     segment_bytes: int = DEFAULT_SEGMENT_BYTES        # segment size = granularity of drops
     fsync: Fsync = "interval"
     fsync_interval: float = DEFAULT_FSYNC_INTERVAL
 
     def validate(self) -> None:
-        positive(self.max_bytes, "max_bytes")
+        if self.max_bytes < 0:
+            raise ConfigError(f"max_bytes: must be 0 (the default) or more, got {self.max_bytes}")
         positive(self.segment_bytes, "segment_bytes")
         positive(self.fsync_interval, "fsync_interval")
-        if self.segment_bytes * 4 > self.max_bytes:
+        limit = self.resolved("memory" if self.strategy == "memory" else "disk").max_bytes
+        if self.strategy != "memory" and self.segment_bytes * 4 > limit:
             raise ConfigError(f"segment_bytes: must be at most a quarter of max_bytes "
-                              f"({self.max_bytes // 4}), got {self.segment_bytes}")
+                              f"({limit // 4}), got {self.segment_bytes}")
+
+    def resolved(self, default: Literal["disk", "memory"]) -> SpoolConfig:
+        """This config with the strategy and max_bytes defaults filled in."""
+        strategy = default if self.strategy == "default" else self.strategy
+        limit = self.max_bytes or (DEFAULT_MAX_BYTES if strategy == "disk"
+                                   else DEFAULT_MEMORY_MAX_BYTES)
+        return replace(self, strategy=strategy, max_bytes=limit)
 
 
 @dataclass(eq=False)
@@ -86,6 +98,7 @@ class Batch:
     end: int = 0
     records: int = 0
     lost: bool = False
+    sent: int = 0                     # bytes from the front already settled (a split batch)
 
 
 @dataclass
@@ -113,6 +126,7 @@ class Buffer(Protocol):
     def append(self, data: bytes, points: int) -> bool: ...
     def peek(self, max_points: int, max_bytes: int) -> Batch | None: ...
     def ack(self, batch: Batch) -> None: ...
+    def pending(self) -> tuple[int, int, int]: ...
     def sync(self) -> None: ...
     def refresh_stats(self) -> SpoolStats: ...
     def close(self) -> None: ...
@@ -158,7 +172,7 @@ class DiskSpool(_InFlight):
                  name: str = "") -> None:
         self.dir = Path(directory)
         self.name = name or self.dir.name
-        self.config = config
+        self.config = config = config.resolved("disk")
         self.stats = SpoolStats()
         self._segments: collections.deque[_Segment] = collections.deque()
         self._inflight: Batch | None = None
@@ -415,14 +429,15 @@ class DiskSpool(_InFlight):
 
     # --- state ----------------------------------------------------------------------------------
 
-    def refresh_stats(self) -> SpoolStats:
-        s = self.stats
-        s.pending_points = sum(seg.points for seg in self._segments)
-        s.pending_bytes = sum(seg.end - seg.read for seg in self._segments)
-        s.segments = len(self._segments)
+    def pending(self) -> tuple[int, int, int]:
+        """(points, bytes, appended_at_ns of the oldest) not yet acknowledged."""
         first = next((seg.first_ns for seg in self._segments if seg.points), 0)
-        s.oldest_age_s = round(max(0.0, (time.time_ns() - first) / 1e9), 3) if first else 0.0
-        return s
+        return (sum(seg.points for seg in self._segments),
+                sum(seg.end - seg.read for seg in self._segments), first)
+
+    def refresh_stats(self) -> SpoolStats:
+        self.stats.segments = len(self._segments)
+        return _fill(self.stats, self.pending())
 
     def close(self) -> None:
         """Sync and release the directory; unsent records stay for the next start."""
@@ -443,12 +458,13 @@ class DiskSpool(_InFlight):
 class MemorySpool(_InFlight):
     """The same contract in memory, bounded by bytes (for the file historian: it is local)."""
 
-    def __init__(self, config: SpoolConfig = SpoolConfig(strategy="memory"), name: str = "") -> None:
+    def __init__(self, config: SpoolConfig = SpoolConfig(), name: str = "") -> None:
         self.name = name
-        self.config = config
+        self.config = config.resolved("memory")
         self.stats = SpoolStats()
         self._records: collections.deque[tuple[bytes, int, int]] = collections.deque()
         self._bytes = 0
+        self._points = 0
         self._inflight: Batch | None = None
 
     def append(self, data: bytes, points: int) -> bool:
@@ -461,6 +477,7 @@ class MemorySpool(_InFlight):
             self._drop_oldest()
         self._records.append((data, points, time.time_ns()))
         self._bytes += len(data)
+        self._points += points
         self.stats.appended_points += points
         return True
 
@@ -469,14 +486,12 @@ class MemorySpool(_InFlight):
         if inflight is not None and not inflight.lost:
             inflight.lost = True               # its records are the oldest: they all go now,
             for _ in range(inflight.records):  # counted if it is not written after all
-                data, _, _ = self._records.popleft()
-                self._bytes -= len(data)
+                self._pop()
             self.stats.dropped_bytes += len(inflight.data)
             logger.warning("Memory buffer {} is full: dropped the oldest {} points",
                            self.name, inflight.points)
             return
-        data, points, _ = self._records.popleft()
-        self._bytes -= len(data)
+        data, points = self._pop()
         self.stats.dropped_points += points
         self.stats.dropped_bytes += len(data)
         logger.warning("Memory buffer {} is full: dropped the oldest {} points", self.name, points)
@@ -502,29 +517,38 @@ class MemorySpool(_InFlight):
         if not self._settle(batch):
             return
         for _ in range(batch.records):
-            data, _, _ = self._records.popleft()
-            self._bytes -= len(data)
+            self._pop()
+
+    def _pop(self) -> tuple[bytes, int]:
+        data, points, _ = self._records.popleft()
+        self._bytes -= len(data)
+        self._points -= points
+        return data, points
 
     def sync(self) -> None:
         pass
 
+    def pending(self) -> tuple[int, int, int]:
+        return self._points, self._bytes, self._records[0][2] if self._records else 0
+
     def refresh_stats(self) -> SpoolStats:
-        s = self.stats
-        s.pending_points = sum(n for _, n, _ in self._records)
-        s.pending_bytes = self._bytes
-        s.segments = 0
-        s.oldest_age_s = (round(max(0.0, (time.time_ns() - self._records[0][2]) / 1e9), 3)
-                          if self._records else 0.0)
-        return s
+        return _fill(self.stats, self.pending())
 
     def close(self) -> None:
-        pending = sum(n for _, n, _ in self._records)
-        if pending:
-            logger.warning("Memory buffer {} closed with {} unwritten points", self.name, pending)
+        if self._points:
+            logger.warning("Memory buffer {} closed with {} unwritten points", self.name,
+                           self._points)
 
 
-def open_spool(directory: str | Path, config: SpoolConfig, name: str) -> Buffer:
-    """The buffer `config.strategy` asks for."""
-    if config.strategy == "memory":
+def _fill(stats: SpoolStats, pending: tuple[int, int, int]) -> SpoolStats:
+    stats.pending_points, stats.pending_bytes, first = pending
+    stats.oldest_age_s = round(max(0.0, (time.time_ns() - first) / 1e9), 3) if first else 0.0
+    return stats
+
+
+def open_spool(directory: str | Path, config: SpoolConfig, name: str,
+               default: Literal["disk", "memory"] = "disk") -> Buffer:
+    """The buffer `config.strategy` asks for (`default` when it says "default")."""
+    if config.resolved(default).strategy == "memory":
         return MemorySpool(config, name)
     return DiskSpool(directory, config, name)

@@ -259,7 +259,7 @@ def test_kill_9_while_appending_loses_no_accepted_point(tmp_path: Path) -> None:
 
 
 def test_memory_buffer_contract() -> None:
-    buf = MemorySpool(SpoolConfig(strategy="memory", max_bytes=200))
+    buf = MemorySpool(SpoolConfig(max_bytes=200))
     for i in range(30):
         buf.append(record(i), 1)
     assert buf.stats.dropped_points > 0
@@ -277,8 +277,9 @@ def test_memory_buffer_contract() -> None:
 
 @pytest.mark.parametrize("data, message", [
     ({"segment_bytes": 1024, "max_bytes": 2048}, "spool.segment_bytes: must be at most a quarter"),
+    ({"segment_bytes": 128 << 20}, r"spool.segment_bytes: must be at most a quarter of max_bytes \(67108864\)"),
     ({"fsync": "sometimes"}, "spool.fsync: must be one of"),
-    ({"max_bytes": 0}, "spool.max_bytes: must be greater than 0"),
+    ({"max_bytes": -1}, "spool.max_bytes: must be 0 \\(the default\\) or more"),
     ({"segment": 1}, "unknown key 'spool.segment'"),
 ])
 def test_config_errors_name_the_key(data: dict[str, object], message: str) -> None:
