@@ -19,11 +19,15 @@ batch is quarantined to a file with the reason instead of being dropped.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import email.utils
 import json
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+
+import aiohttp
 
 MAX_REASON = 300                     # characters of a server's error text kept in messages
 
@@ -84,6 +88,17 @@ def retry_after(value: str | None, now: float | None = None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+@contextlib.contextmanager
+def network_errors(url: str, timeout: float, what: str = "write") -> Iterator[None]:
+    """Turn a transport failure (timeout, refused, reset, DNS…) into a WriteError."""
+    try:
+        yield
+    except asyncio.TimeoutError:
+        raise WriteError(f"{what}: no answer from {url} within {timeout:g}s") from None
+    except (aiohttp.ClientError, OSError) as e:
+        raise WriteError(f"{what}: {url}: {e or type(e).__name__}") from None
 
 
 def from_status(status: int, body: bytes | str, headers: Mapping[str, str] | None = None,

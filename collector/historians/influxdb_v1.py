@@ -11,7 +11,6 @@ until someone creates the database.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import gzip
 
@@ -19,7 +18,7 @@ import aiohttp
 from loguru import logger
 
 from collector.historians.config import InfluxV1Config
-from collector.historians.errors import FatalError, WriteError, from_status, reason
+from collector.historians.errors import FatalError, from_status, network_errors, reason
 
 GZIP_LEVEL = 1                          # ~3x smaller line protocol for a fraction of level 6's CPU
 MAX_ERROR_BODY = 4096
@@ -85,16 +84,11 @@ class InfluxV1:
         if self._session is None:
             await self.connect()
         assert self._session is not None
-        try:
+        with network_errors(self.config.url, self.config.timeout, what):
             async with self._session.post(url, params=params, data=data, headers=headers) as resp:
                 text = (await resp.content.read(MAX_ERROR_BODY)).decode(errors="replace") \
                     if resp.status >= 300 or what != "write" else ""
                 return resp.status, text, dict(resp.headers)
-        except asyncio.TimeoutError:
-            raise WriteError(f"{what}: no answer from {self.config.url} within "
-                             f"{self.config.timeout:g}s") from None
-        except (aiohttp.ClientError, OSError) as e:
-            raise WriteError(f"{what}: {self.config.url}: {e or type(e).__name__}") from None
 
     async def close(self) -> None:
         if self._session is not None:

@@ -8,16 +8,13 @@ body) or, when the server is down, as raw aiohttp errors; both become our typed 
 
 from __future__ import annotations
 
-import asyncio
-
-import aiohttp
 from influxdb_client import WritePrecision
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.client.write_api_async import WriteApiAsync
 from influxdb_client.rest import ApiException
 
 from collector.historians.config import InfluxV2Config
-from collector.historians.errors import WriteError, from_status
+from collector.historians.errors import from_status, network_errors
 
 
 class InfluxV2:
@@ -41,16 +38,12 @@ class InfluxV2:
             await self.connect()
         assert self._api is not None
         try:
-            await self._api.write(bucket=self.config.bucket, org=self.config.org, record=data,
-                                  write_precision=WritePrecision.NS)
+            with network_errors(self.config.url, self.config.timeout):
+                await self._api.write(bucket=self.config.bucket, org=self.config.org,
+                                      record=data, write_precision=WritePrecision.NS)
         except ApiException as e:
             body = e.body if isinstance(e.body, (bytes, str)) else (e.reason or "")
             raise from_status(int(e.status or 0), body, dict(e.headers or {})) from None
-        except asyncio.TimeoutError:
-            raise WriteError(f"write: no answer from {self.config.url} within "
-                             f"{self.config.timeout:g}s") from None
-        except (aiohttp.ClientError, OSError) as e:
-            raise WriteError(f"write: {self.config.url}: {e or type(e).__name__}") from None
 
     async def close(self) -> None:
         if self._client is not None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from itertools import count
 from pathlib import Path
 
 import pytest
@@ -29,6 +27,7 @@ from components.config import ConfigError, build
 from tests.collector.write_helpers import (  # noqa: F401  (fixtures)
     Answer,
     FakeInflux,
+    db,
     fake_influx,
     scrape,
     small_body_influxd,
@@ -36,17 +35,6 @@ from tests.collector.write_helpers import (  # noqa: F401  (fixtures)
     v2,
 )
 from tests.services import Influxd, VictoriaMetrics, free_port
-
-_dbs = count()
-
-
-@pytest.fixture
-def db(influxd_shared: Influxd) -> Iterator[str]:
-    name = f"hist{next(_dbs)}"
-    influxd_shared.create_database(name)
-    yield name
-    influxd_shared.query(f'DROP DATABASE "{name}"')
-
 
 def lines(n: int, measurement: str = "load") -> bytes:
     return encode([p for i in range(n // 10) for p in scrape(i, 10, measurement)])
@@ -119,7 +107,7 @@ async def test_v1_field_type_conflict_is_a_partial_write(influxd_shared: Influxd
 
 
 async def test_v1_creates_a_missing_database(influxd_shared: Influxd) -> None:
-    name = f"created{next(_dbs)}"
+    name = "created_on_first_write"
     historian = InfluxV1(v1(influxd_shared.url, name))
     await historian.write(lines(20))
     await historian.close()

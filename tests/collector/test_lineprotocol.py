@@ -8,8 +8,6 @@ import math
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from itertools import count
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +15,7 @@ from hypothesis import strategies as st
 
 from collector.lineprotocol import INT64_MAX, INT64_MIN, Encoder, encode
 from collector.point import Point
+from tests.collector.write_helpers import db, new_database  # noqa: F401  (fixture)
 from tests.services import Influxd
 
 T = 1_700_000_000_123_456_789
@@ -150,17 +149,6 @@ def test_empty_input() -> None:
 
 # --- influxd's own parser -----------------------------------------------------------------------
 
-_dbs = count()
-
-
-@pytest.fixture
-def db(influxd_shared: Influxd) -> Iterator[str]:
-    name = f"lp{next(_dbs)}"
-    influxd_shared.create_database(name)
-    yield name
-    influxd_shared.query(f'DROP DATABASE "{name}"')
-
-
 def write(influxd: Influxd, db: str, data: bytes) -> tuple[int, str]:
     req = urllib.request.Request(f"{influxd.url}/write?db={db}&precision=ns", data=data)
     try:
@@ -239,8 +227,7 @@ def test_what_influxd_cannot_take_is_why_we_refuse_it(influxd_shared: Influxd, d
                 min_size=1, max_size=20))
 def test_random_text_is_refused_or_read_back_identical(influxd_shared: Influxd,
                                                        pairs: list[tuple[str, str]]) -> None:
-    db = f"lp{next(_dbs)}"
-    influxd_shared.create_database(db)
+    db = new_database(influxd_shared)
     try:
         points = [Point("random", {"i": str(i), "tag": tag}, {"s": text, "n": i}, T + i)
                   for i, (tag, text) in enumerate(pairs)]

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from itertools import count
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,24 @@ def v2(url: str, bucket: str, **kw: object) -> InfluxV2Config:
                                   "spool": FAST_SPOOL, "timeout": 2.0, "org": "fobs"}
     options.update(kw)
     return InfluxV2Config(url=url, bucket=bucket, **options)  # type: ignore[arg-type]
+
+
+_databases = count()
+
+
+def new_database(influxd: Influxd) -> str:
+    """A fresh database on a shared influxd (names never repeat within a test run)."""
+    name = f"w{next(_databases)}"
+    influxd.create_database(name)
+    return name
+
+
+@pytest.fixture
+def db(influxd_shared: Influxd) -> Iterator[str]:
+    """A database of its own on the session's influxd, dropped afterwards."""
+    name = new_database(influxd_shared)
+    yield name
+    influxd_shared.query(f'DROP DATABASE "{name}"')
 
 
 @pytest.fixture
