@@ -152,7 +152,8 @@ class Child:
 
     def _close(self) -> None:
         if self._fd is not None:
-            self._loop.remove_reader(self._fd)
+            if not self._loop.is_closed():
+                self._loop.remove_reader(self._fd)
             os.close(self._fd)
             self._fd = None
 
@@ -210,8 +211,9 @@ async def run_program(argv: Sequence[str], *, timeout: float,
             return ProgramResult(None, "", f"cannot execute: {e.strerror or e}")
         try:
             finished = await child.wait(timeout)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the supervisor is stopping: kill it and reap it
             child.kill_now()
+            await asyncio.shield(child.wait(1.0))
             raise
         if not finished and reap_group:
             await child.stop(signal.SIGKILL, 1.0)

@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 @dataclass(frozen=True)
 class ProcStat:
-    """One process as /proc/<pid>/stat and /proc/<pid>/status describe it."""
+    """One process as /proc/<pid>/stat describes it (rss there is VmRSS in pages)."""
 
     pid: int
     ppid: int
@@ -38,30 +39,16 @@ class ProcFS:
         base = self.root / str(pid)
         try:
             stat = (base / "stat").read_text()
-        except (FileNotFoundError, ProcessLookupError, NotADirectoryError):
-            return None
-        except OSError:
+        except OSError:  # gone (or never there)
             return None
         # comm may hold spaces and parentheses: the fields start after the last ')'
         fields = stat[stat.rfind(")") + 2:].split()
         if len(fields) < 22:
             return None
-        rss = self._rss(base)
-        if rss is None:
-            rss = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
         return ProcStat(pid=pid, ppid=int(fields[1]), pgrp=int(fields[2]),
                         state=fields[0], threads=int(fields[17]),
                         cpu_ticks=int(fields[11]) + int(fields[12]),
-                        start_ticks=int(fields[19]), rss=rss)
-
-    def _rss(self, base: Path) -> int | None:
-        try:
-            for line in (base / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-        except (OSError, ValueError, IndexError):
-            return None
-        return 0  # kernel threads and zombies have no VmRSS line
+                        start_ticks=int(fields[19]), rss=int(fields[21]) * PAGE_SIZE)
 
     def pids(self) -> list[int]:
         try:

@@ -72,7 +72,11 @@ class Supervisor:
         self.started_at = time.time()
         self._session = aiohttp.ClientSession()
         if self.config.http.address:
-            self._http = await httpd.serve(self, self.config.http)
+            try:
+                self._http = await httpd.serve(self, self.config.http)
+            except OSError:
+                await self._session.close()
+                raise
             self.http_url = self._http.url
             logger.info("Status page on {}", self.http_url)
         if self.config.component is not None:

@@ -5,22 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from syslog_agg.monit import CpuCheck, MemoryCheck, ProcessConfig
-from syslog_agg.monit.procfs import CLOCK_TICKS, ProcFS, descendants
+from syslog_agg.monit.procfs import CLOCK_TICKS, PAGE_SIZE, ProcFS, descendants
 from tests.monit.conftest import svc
 
 
 def write_proc(root: Path, pid: int, *, ppid: int = 1, rss_kb: int = 1024, ticks: int = 0,
                threads: int = 1) -> None:
-    """A /proc/<pid> with the stat and status fields the supervisor reads."""
+    """A /proc/<pid>/stat with the fields the supervisor reads."""
     base = root / str(pid)
     base.mkdir(parents=True, exist_ok=True)
     # state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
     # cutime cstime priority nice threads itrealvalue starttime vsize rss
     fields = ["S", ppid, pid, pid, 0, -1, 0, 0, 0, 0, 0, ticks, 0, 0, 0, 20, 0, threads, 0,
-              100, 0, rss_kb // 4]
+              100, 0, rss_kb * 1024 // PAGE_SIZE]
     (base / "stat.tmp").write_text(f"{pid} (fake (x)) " + " ".join(map(str, fields)) + "\n")
     (base / "stat.tmp").rename(base / "stat")  # readers never see a half-written file
-    (base / "status").write_text(f"Name:\tfake\nVmRSS:\t{rss_kb} kB\n")
 
 
 def fake_proc(tmp_path: Path) -> Path:
