@@ -1,0 +1,98 @@
+"""Every configured output behind one object: the collector hands each scrape's points to `add`.
+
+Points are encoded once (one `Encoder` per process) and the bytes go to every output's spool; each
+output drains its own spool in its own task, so a historian that is down or slow never delays
+another one nor the scrapes.
+
+Usage (inside the collector daemon's coroutine):
+
+    outputs = await Outputs.start(config.outputs)     # spools opened, historians connected
+    outputs.add(appender.points)                      # after each scrape; never blocks
+    comp.varz["outputs"] = outputs.varz()             # in the component's refresh callback
+    comp.add_health_check("outputs", outputs.health)
+    await outputs.close()                             # on SIGTERM: bounded final flush
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from pathlib import Path
+
+from collector.historians import create
+from collector.historians.config import OutputsConfig
+from collector.lineprotocol import Encoder
+from collector.output import Output
+from collector.point import Point
+from collector.quarantine import Quarantine
+from collector.spool import Buffer, SpoolError, open_spool
+from components.config import ConfigError
+
+
+class Outputs:
+    def __init__(self, outputs: list[Output], config: OutputsConfig = OutputsConfig(),
+                 encoder: Encoder | None = None) -> None:
+        self.outputs = outputs
+        self.config = config
+        self.encoder = encoder or Encoder()
+        self.points_received = 0
+
+    @classmethod
+    async def start(cls, config: OutputsConfig) -> Outputs:
+        """Open every output's spool (ConfigError if one cannot be used) and start its task."""
+        outputs: list[Output] = []
+        buffers: list[Buffer] = []
+        try:
+            for kind, name, cfg in config.outputs():
+                try:
+                    buffer = open_spool(Path(config.spool_dir) / name, cfg.spool, name,
+                                        default="memory" if kind == "file" else "disk")
+                except SpoolError as e:
+                    raise ConfigError(f"outputs.spool_dir: {e}") from None
+                buffers.append(buffer)
+                quarantine = Quarantine(Path(config.quarantine_path()) / f"{name}.lp",
+                                        config.quarantine_max_bytes, name)
+                outputs.append(Output(name, kind, create(kind, cfg, name), buffer, cfg,
+                                      quarantine))
+        except BaseException:
+            for buffer in buffers:
+                buffer.close()
+            raise
+        for output in outputs:
+            await output.start()
+        return cls(outputs, config)
+
+    def add(self, points: Iterable[Point]) -> int:
+        """Encode and spool points for every output; returns how many were encodable."""
+        points = points if isinstance(points, list) else list(points)
+        self.points_received += len(points)
+        data, n = self.encoder.encode(points)
+        if n:
+            for output in self.outputs:
+                output.add(data, n)
+        return n
+
+    async def flush(self, timeout: float) -> bool:
+        """Send everything pending now; True when every spool is empty within `timeout`."""
+        for output in self.outputs:
+            output.flush()
+        results = await asyncio.gather(*(
+            o.until(lambda o=o: o.buffer.pending()[0] == 0, timeout) for o in self.outputs))
+        return all(results)
+
+    async def close(self, timeout: float | None = None) -> None:
+        """Final flush of every output at once, bounded by `timeout` (default close_timeout)."""
+        limit = self.config.close_timeout if timeout is None else timeout
+        await asyncio.gather(*(output.close(limit) for output in self.outputs))
+
+    def health(self) -> str | None:
+        reasons = [r for r in (o.health() for o in self.outputs) if r]
+        return "; ".join(reasons) or None
+
+    def varz(self) -> dict[str, object]:
+        stats = self.encoder.stats
+        return {
+            "points_received": self.points_received,
+            "encoder": stats.varz(),
+            "outputs": {o.name: o.varz() for o in self.outputs},
+        }
