@@ -27,6 +27,8 @@ __all__ = ["Intake", "UdpListener", "TcpListener", "Item"]
 Item = tuple[bytes, str, float, bool]
 
 _UDP_BATCH = 256  # datagrams read per readiness callback before letting others run
+# Linux's SO_RCVBUFFORCE (asm-generic/socket.h); Python's socket module does not export it
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 _QUIET = 0.1      # a connection silent this long (seconds) is taken as drained at stop
 
 
@@ -74,9 +76,9 @@ def _bind_udp(host: str, port: int, rcvbuf: int, reuse_port: bool) -> socket.soc
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if rcvbuf:
-            try:  # as root this bypasses net.core.rmem_max, as rsyslog does
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUFFORCE, rcvbuf)
-            except (OSError, AttributeError):
+            try:  # with CAP_NET_ADMIN this bypasses net.core.rmem_max, as rsyslog does
+                sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, rcvbuf)
+            except OSError:  # not privileged: the kernel caps it at net.core.rmem_max
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         sock.bind((host, port))
         sock.setblocking(False)

@@ -1,0 +1,1 @@
+"""Syslog ingest benchmark: `python -m benchmarks.syslog` (see __main__.py)."""
