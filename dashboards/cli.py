@@ -59,6 +59,21 @@ def add_dashboard_actions(commands: argparse._SubParsersAction) -> None:  # type
         description="Run fobs' offline dashboard checks; exit 1 when a problem is found.")
     check.set_defaults(handler=run_check)
 
+    verify = commands.add_parser(
+        "verify", help="run every panel query against InfluxDB; fail on panels without data",
+        description="Resolve the template variables with their SHOW TAG VALUES queries "
+                    "(all values selected), run every panel query as Grafana would (macros "
+                    "substituted, $timeFilter = the last --last) and report the queries that "
+                    "fail or return no data; exit 1 if any.")
+    verify.add_argument("--influxdb", default="http://127.0.0.1:8086", metavar="URL",
+                        help="InfluxDB URL (default http://127.0.0.1:8086)")
+    verify.add_argument("--database", default="fobs", help="database (default fobs)")
+    verify.add_argument("--last", default="15m", metavar="DURATION",
+                        help="time range, as Grafana's 'Last 15 minutes' (default 15m)")
+    verify.add_argument("--interval", default="10s", metavar="DURATION",
+                        help="what $__interval becomes (default 10s)")
+    verify.set_defaults(handler=run_verify)
+
 
 def run_build(args: argparse.Namespace) -> int:
     from dashboards.build import BuildOptions, build
@@ -93,6 +108,23 @@ def run_check(args: argparse.Namespace) -> int:
     print(f"{len(dashboards)} dashboards, {panels} panels: "
           f"{len(problems) or 'no'} problem{'s' if len(problems) != 1 else ''}")
     return 1 if problems else 0
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    from dashboards.build import load_dashboards
+    from dashboards.influxql import parse_duration
+    from dashboards.verify import verify
+    try:
+        parse_duration(args.last)
+        interval = parse_duration(args.interval)
+    except ValueError as e:
+        raise ConfigError(f"--last/--interval: {e}") from None
+    report = asyncio.run(verify(load_dashboards(), args.influxdb, args.database, args.last,
+                                interval))
+    for problem in report.problems:
+        print(problem)
+    print(f"{report.with_data}/{report.queries} panel queries returned data")
+    return 1 if report.problems else 0
 
 
 # -- alerts -------------------------------------------------------------------------------

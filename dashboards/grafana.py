@@ -25,7 +25,8 @@ from dashboards.templates import to_grafana
 DATASOURCE_UID = "fobs-influxdb"
 DATASOURCE = {"type": "influxdb", "uid": DATASOURCE_UID}
 ALERT_FOLDER = "fobs"
-NO_DATA_STATES = {"ok": core.ALERTRULE_STATE_DATA_OK, "alerting": core.ALERTRULE_STATE_DATA_ALERTING,
+NO_DATA_STATES = {"ok": core.ALERTRULE_STATE_DATA_OK,
+                  "alerting": core.ALERTRULE_STATE_DATA_ALERTING,
                   "nodata": core.ALERTRULE_STATE_DATA_NODATA}
 
 

@@ -24,9 +24,10 @@ from dataclasses import dataclass
 
 FIELD_TYPES = ("float", "int", "bool")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?Inf|NaN"
+_STEP = r"[-+](?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _TOKEN = re.compile(
     rf"(?P<blank>_)(?:x(?P<blanks>\d+))?$"
-    rf"|(?P<start>{_NUMBER})(?:(?P<step>[-+](?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?)?x(?P<times>\d+))?$")
+    rf"|(?P<start>{_NUMBER})(?:(?P<step>{_STEP})?x(?P<times>\d+))?$")
 MAX_SAMPLES = 100_000
 
 

@@ -37,7 +37,7 @@ def go_float(v: float) -> str:
     if v == 0:
         return "-0" if math.copysign(1, v) < 0 else "0"
     digits, exp = _shortest(v)
-    if exp < -4 or exp >= 21:
+    if exp < -4 or exp >= 6:   # strconv.FormatFloat(v, 'g', -1, 64): shortest, eprec 6
         mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
         sign = "-" if v < 0 else ""
         return f"{sign}{mantissa}e{'-' if exp < 0 else '+'}{abs(exp):02d}"
@@ -143,10 +143,12 @@ def go_printf(fmt: str, *args: object) -> str:
         elif verb == "q":
             out.append('"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"')
         elif verb in "dx":
-            out.append(("%" + flags + (width or "") + verb) % int(float(value)))  # type: ignore[arg-type]
+            number = int(float(value))  # type: ignore[arg-type]
+            out.append(("%" + flags + (width or "") + verb) % number)
         else:
             p = f".{precision}" if precision is not None else ""
-            out.append(("%" + flags + (width or "") + p + verb) % float(value))  # type: ignore[arg-type]
+            out.append(("%" + flags + (width or "") + p + verb) % float(value))  # type: ignore
+
     out.append(fmt[i:])
     return "".join(out)
 

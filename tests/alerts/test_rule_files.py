@@ -40,8 +40,10 @@ def failing_file(tmp_path: Path) -> Path:
     """router_high_latency.toml with a wrong annotation and an alert expected too early."""
     text = (HERE / "router_high_latency.toml").read_text()
     text = text.replace("p99 latency is 1.5s", "p99 latency is 1.4s")
-    text = text.replace('eval_time = "12m"    # pending since 8m (mean 1.067 s)',
-                        'eval_time = "12m"\n[[tests.alert_rule_test.exp_alerts]]\n'
+    early = ('eval_time = "12m"    # pending since 8m (mean 1.067 s)\n'
+             'alertname = "RouterHighLatency"')
+    assert early in text
+    text = text.replace(early, early + '\n[[tests.alert_rule_test.exp_alerts]]\n'
                         'exp_labels = { deployment = "prod", job = "Router", index = "0", '
                         'severity = "warning" }')
     path = tmp_path / "bad.toml"
@@ -115,7 +117,7 @@ def test_yaml_test_files_read_like_promtool_ones(tmp_path: Path,
         "  - interval: 10s\n"
         "    input_series:\n"
         "      - series: scrape,deployment=d,endpoint=varz,index=0,job=DEA up\n"
-        "        values: 0x20\n"
+        "        values: '0x20'\n"      # unquoted, YAML reads 0x20 as hex 32
         "        type: int\n"
         "    alert_rule_test:\n"
         "      - eval_time: 1m\n"
