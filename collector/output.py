@@ -40,6 +40,7 @@ from collector.quarantine import Quarantine
 from collector.spool import Batch, Buffer
 
 MIN_SPLIT_BYTES = 64 * 1024            # 413 never shrinks later batches below this
+SYNC_EVERY = 1.0                       # seconds: the spool's fsync policy is applied this often
 LOG_EVERY = 60.0                       # seconds between two log lines of one failure streak
 JITTER = 0.2
 
@@ -161,7 +162,6 @@ class Output:
                 self._progress.set()
                 if self._closing:
                     return
-                self.buffer.sync()
                 await self._sleep(self.options.flush_interval)
                 continue
             if not (self._closing or self._flush_now) and points < self.options.batch_size \
@@ -183,13 +183,21 @@ class Output:
             await self._sleep(self._backoff())
 
     async def _sleep(self, seconds: float) -> None:
+        """Wait `seconds` or until woken (a full batch, flush, close), syncing the spool."""
         if self._closing:
             return
         self._wake.clear()
-        try:
-            await asyncio.wait_for(self._wake.wait(), seconds)
-        except asyncio.TimeoutError:
-            pass
+        deadline = time.monotonic() + seconds
+        while True:
+            self.buffer.sync()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                await asyncio.wait_for(self._wake.wait(), min(remaining, SYNC_EVERY))
+                return
+            except asyncio.TimeoutError:
+                pass
 
     def _backoff(self) -> float:
         retry = self.options.retry

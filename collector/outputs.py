@@ -19,6 +19,8 @@ import asyncio
 from collections.abc import Iterable
 from pathlib import Path
 
+from loguru import logger
+
 from collector.historians import create
 from collector.historians.config import OutputsConfig
 from collector.lineprotocol import Encoder
@@ -60,6 +62,9 @@ class Outputs:
             raise
         for output in outputs:
             await output.start()
+            target = getattr(output.options, "url", None) or getattr(output.options, "path", "")
+            logger.info("Output {} ({}) writes to {}; {} points waiting in its spool",
+                        output.name, output.kind, target, output.buffer.pending()[0])
         return cls(outputs, config)
 
     def add(self, points: Iterable[Point]) -> int:

@@ -113,6 +113,7 @@ class SpoolStats:
     torn_records: int = 0             # cut short by a crash (found at start)
     corrupt_points: int = 0           # after a bad CRC in a segment
     segments: int = 0
+    fsyncs: int = 0
 
     def varz(self) -> dict[str, int | float]:
         return asdict(self)
@@ -127,7 +128,7 @@ class Buffer(Protocol):
     def peek(self, max_points: int, max_bytes: int) -> Batch | None: ...
     def ack(self, batch: Batch) -> None: ...
     def pending(self) -> tuple[int, int, int]: ...
-    def sync(self) -> None: ...
+    def sync(self, force: bool = False) -> None: ...
     def refresh_stats(self) -> SpoolStats: ...
     def close(self) -> None: ...
 
@@ -297,25 +298,29 @@ class DiskSpool(_InFlight):
         self._disk_bytes += len(record)
         self.stats.appended_points += points
         self._dirty = True
-        if self.config.fsync == "always":
-            self.sync()
-        elif self.config.fsync == "interval":
-            if time.monotonic() - self._last_sync >= self.config.fsync_interval:
-                self.sync()
+        self.sync(force=self.config.fsync == "always")
         return True
 
-    def sync(self) -> None:
-        """fsync the segment being written (the sender calls this on its timer)."""
-        if self._dirty and self.config.fsync != "never":
-            try:
-                os.fsync(self._wfd)
-            except OSError as e:
-                logger.error("Spool {} fsync failed: {}", self.name, e.strerror)
+    def sync(self, force: bool = False) -> None:
+        """fsync the segment being written when the policy says so (or `force`, unless "never").
+
+        The sender calls this at least once a second, so with "interval" appended data is on
+        disk within `fsync_interval` (+1 s) even when appends stop."""
+        if not self._dirty or self.config.fsync == "never":
+            return
+        now = time.monotonic()
+        if not force and now - self._last_sync < self.config.fsync_interval:
+            return
+        try:
+            os.fsync(self._wfd)
+            self.stats.fsyncs += 1
+        except OSError as e:
+            logger.error("Spool {} fsync failed: {}", self.name, e.strerror)
         self._dirty = False
-        self._last_sync = time.monotonic()
+        self._last_sync = now
 
     def _roll(self) -> None:
-        self.sync()
+        self.sync(force=True)
         os.close(self._wfd)
         self._head = self._new_segment()
         self._wfd = self._open_write(self._head)
@@ -444,7 +449,7 @@ class DiskSpool(_InFlight):
         if self._closed:
             return
         self._closed = True
-        self.sync()
+        self.sync(force=True)
         os.close(self._wfd)
         for seg in self._segments:
             if seg.fd is not None:
@@ -525,7 +530,7 @@ class MemorySpool(_InFlight):
         self._points -= points
         return data, points
 
-    def sync(self) -> None:
+    def sync(self, force: bool = False) -> None:
         pass
 
     def pending(self) -> tuple[int, int, int]:

@@ -224,6 +224,17 @@ def test_age_and_pending_stats(tmp_path: Path) -> None:
     spool.close()
 
 
+@pytest.mark.parametrize("policy, expected", [("always", 5), ("never", 0), ("interval", 1)])
+def test_fsync_policy(tmp_path: Path, policy: str, expected: int) -> None:
+    spool = DiskSpool(tmp_path, SpoolConfig(fsync=policy, fsync_interval=3600))  # type: ignore
+    for i in range(5):
+        spool.append(record(i), 1)
+    spool.sync()                                                # the sender's timer: too soon
+    assert spool.stats.fsyncs == (expected if policy != "interval" else 0)
+    spool.close()                                               # close always syncs (not never)
+    assert spool.stats.fsyncs == expected
+
+
 WRITER = textwrap.dedent("""
     import sys
     from collector.spool import DiskSpool, SpoolConfig
