@@ -10,6 +10,7 @@ reaches the grandchildren too and a terminal's Ctrl-C never hits them directly.
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import signal
 import subprocess
@@ -22,6 +23,17 @@ from syslog_agg.monit.procfs import ProcFS
 
 OUTPUT_TAIL = 512  # bytes of a program's output kept for the status page
 _REAL_PROC = ProcFS()
+_LIBC = ctypes.CDLL(None, use_errno=True)  # resolved before any fork
+_PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal(parent: int) -> Callable[[], None]:
+    """For the forked child: get SIGTERM if the supervisor dies without stopping it (kill -9)."""
+    def arm() -> None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it died before we could arm
+            os.kill(os.getpid(), signal.SIGTERM)
+    return arm
 
 
 def describe_exit(returncode: int | None) -> str:
@@ -122,8 +134,13 @@ class Child:
 
     @classmethod
     def spawn(cls, argv: Sequence[str], *, env: Mapping[str, str] | None = None,
-              cwd: str | None = None, log: str = "", output: int | None = None) -> Child:
-        """Start `argv` in a new session. Raises OSError when it cannot be executed."""
+              cwd: str | None = None, log: str = "", output: int | None = None,
+              die_with_parent: bool = False) -> Child:
+        """Start `argv` in a new session. Raises OSError when it cannot be executed.
+
+        `die_with_parent` arms Linux's parent-death signal, so a managed child does not outlive a
+        supervisor killed with SIGKILL (which could not stop it in order).
+        """
         out = None
         if output is not None:
             out = output
@@ -134,7 +151,8 @@ class Child:
                 list(argv), stdin=subprocess.DEVNULL, stdout=out,
                 stderr=subprocess.STDOUT if out is not None else None,
                 cwd=cwd or None, env=_environ(env or {}), start_new_session=True,
-                close_fds=True)
+                close_fds=True,
+                preexec_fn=_parent_death_signal(os.getpid()) if die_with_parent else None)
         finally:
             if log and output is None and out is not None:
                 os.close(out)

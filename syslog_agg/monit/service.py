@@ -195,7 +195,7 @@ class Service:
                                      f"{e.strerror or e}") from None
             try:
                 self.child = Child.spawn(argv(cfg.command), env=self.env, cwd=cfg.cwd or None,
-                                         log=cfg.log)
+                                         log=cfg.log, die_with_parent=True)
             except OSError as e:  # the program or the cwd is missing, not executable, ...
                 where = f" ({e.filename})" if e.filename else ""
                 raise StartError(f"cannot execute {argv(cfg.command)[0]!r}: "

@@ -50,9 +50,6 @@ def svc(sup: Supervisor, name: str) -> dict:
     return next(s for s in sup.status()["services"] if s["name"] == name)
 
 
-Factory = Callable[..., "Supervisor"]
-
-
 @pytest.fixture
 async def supervise() -> AsyncIterator[Callable[..., object]]:
     """`await supervise(processes=..., programs=..., **kw)` → a started Supervisor, stopped after."""

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,3 +160,38 @@ def test_cli_summary_status_and_control(daemon):
     bad = daemon.cli("--url", f"http://127.0.0.1:{free_port()}", "summary")
     assert bad.returncode == 2 and "cannot reach the supervisor" in bad.stderr
     assert len(bad.stderr.splitlines()) == 1
+
+
+def test_children_get_sigterm_when_the_supervisor_is_killed(tmp_path):
+    port, http = free_port(), free_port()
+    config = tmp_path / "monit.toml"
+    config.write_text(f"""
+cycle = 0.2
+[http]
+address = "127.0.0.1:{http}"
+[[process]]
+name = "web"
+command = {json.dumps(child("tcp", port))}
+[[process.tcp]]
+port = {port}
+""")
+    sup = subprocess.Popen([sys.executable, "-m", "syslog_agg.monit", "-c", str(config)],
+                           cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def web_pid() -> int | None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{http}/status", timeout=2) as r:
+                    s = json.load(r)["services"][0]
+            except OSError:
+                return None
+            return s["pid"] if s["status"] == "OK" else None
+
+        wait_until(lambda: web_pid() is not None, "web running", timeout=20)
+        pid = web_pid()
+        sup.send_signal(signal.SIGKILL)  # no chance to stop anything in order
+        sup.wait(timeout=5)
+        assert wait_gone([pid]) == []
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+            sup.wait()

@@ -14,7 +14,7 @@ import nats
 from components.bus import NatsConfig
 from components.runtime import ComponentConfig
 from syslog_agg.monit import (HttpCheck, ProcessConfig, ProgramConfig, RestartLimit, TcpCheck)
-from tests.monit.conftest import CYCLE, child, svc, wait_gone
+from tests.monit.conftest import child, svc, wait_gone
 from tests.services import NatsServer, free_port, tcp_open
 
 
@@ -145,6 +145,7 @@ async def test_depends_on_orders_start_and_stop(supervise, tmp_path):
     def proc(name: str, *deps: str, delay: float = 0.0) -> ProcessConfig:
         return ProcessConfig(
             name=name, depends_on=deps, tcp=(TcpCheck(port=ports[name]),),
+            log=str(tmp_path / f"{name}.out"),
             command=child("tcp", ports[name], "--journal", str(log), "--name", name,
                           "--delay", str(delay)))
 
@@ -152,8 +153,9 @@ async def test_depends_on_orders_start_and_stop(supervise, tmp_path):
     sup = await supervise(processes=(proc("c", "b"), proc("b", "a"), proc("a", delay=0.5)))
     await sup.wait_for(lambda: all(ready(sup, n) for n in "abc"), 10)
     assert [s["name"] for s in sup.status()["services"]] == ["a", "b", "c"]
+    outputs = "\n".join(p.read_text() for p in sorted(tmp_path.glob("*.out")))
     assert journal(log) == ["start a", "listening a", "start b", "listening b",
-                            "start c", "listening c"]
+                            "start c", "listening c"], outputs
 
     # Stopping `a` stops what depends on it first (monit's cascade).
     log.write_text("")
