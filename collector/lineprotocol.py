@@ -87,17 +87,22 @@ class Encoder:
     def __init__(self, cache_limit: int = CACHE_LIMIT) -> None:
         self.stats = EncoderStats()
         self._cache_limit = cache_limit
+        # tag items → measurement → `measurement,tags ` prefix; field key → `,key=`;
         # "" marks a series or field key that cannot be written (a real one is never empty)
-        self._series: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        self._series: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
         self._keys: dict[str, str] = {}
+        self._cached = 0
 
     def encode(self, points: Iterable[Point]) -> Encoded:
         lines = self.lines(points)
         if not lines:
             return Encoded(b"", 0)
+        count = len(lines)
+        lines.append("")                     # the trailing newline, without another copy
         try:
-            data = ("\n".join(lines) + "\n").encode()
+            data = "\n".join(lines).encode()
         except UnicodeEncodeError:           # lone surrogates: find and drop those lines
+            lines.pop()
             good = []
             for line in lines:
                 try:
@@ -106,13 +111,14 @@ class Encoder:
                     self.stats.points_unencodable += 1
             self.stats.points -= len(lines) - len(good)
             return Encoded(b"".join(good), len(good))
-        return Encoded(data, len(lines))
+        return Encoded(data, count)
 
     def lines(self, points: Iterable[Point]) -> list[str]:
         """One line (without newline) per encodable point; the hot loop, kept flat on purpose."""
-        if len(self._series) > self._cache_limit or len(self._keys) > self._cache_limit:
+        if self._cached > self._cache_limit or len(self._keys) > self._cache_limit:
             self._series.clear()
             self._keys.clear()
+            self._cached = 0
         series = self._series
         keys = self._keys
         stats = self.stats
@@ -120,26 +126,25 @@ class Encoder:
         out: list[str] = []
         append = out.append
         last_tags: object = None
-        tag_items: tuple[tuple[str, str], ...] = ()
-        by_measurement: dict[str, str] = {}   # prefixes for the current tags object
+        by_measurement: dict[str, str] = {}   # prefixes for the current tags
         last_t: object = None
         stamp = ""
         for m, tags, fields, t in points:
             if tags is not last_tags:          # a scrape's points share one tags dict
                 last_tags = tags
                 tag_items = tuple(tags.items())
-                by_measurement = {}
+                try:
+                    by_measurement = series[tag_items]
+                except KeyError:
+                    by_measurement = series[tag_items] = {}
+                except TypeError:              # unhashable junk: _prefix refuses it below
+                    by_measurement = {}
             try:
                 prefix = by_measurement[m]
             except KeyError:
-                try:
-                    prefix = series[(m, tag_items)]
-                except KeyError:
-                    prefix = series[(m, tag_items)] = self._prefix(m, tags)
-                except TypeError:              # unhashable junk in a tag or the measurement
-                    prefix = ""
-                by_measurement[m] = prefix
-            except TypeError:
+                prefix = by_measurement[m] = self._prefix(m, tags)
+                self._cached += 1
+            except TypeError:                  # an unhashable measurement
                 prefix = ""
             if not prefix:
                 stats.points_unencodable += 1

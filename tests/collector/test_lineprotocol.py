@@ -78,12 +78,14 @@ def test_int_range() -> None:
     ("", {}), ("#comment", {}), ("\tm", {}), ("m\nx", {}), ("ends\\", {}),
     ("m", {"": "v"}), ("m", {"time": "v"}), ("m", {"t": "a\nb"}), ("m", {"t": "ab\\"}),
     ("m", {"t": "a\\ b"}), ("m", {"t": "a\\,b"}), ("m", {"t": "a\\=b"}), ("m", {"t": 'a\\"b'}),
-    ("m", {"t": "a\\\\b"}), ("m", {"t": "x" * 65_001}), ("m", {"t": 3}),  # type: ignore[dict-item]
+    ("m", {"t": "a\\\\b"}), ("m", {"t": "x" * 65_001}), ("m", {"t": 3}), ("m", {"t": ["x"]}),
+    (["m"], {}),
 ])
-def test_series_that_cannot_be_written_faithfully_drop_the_point(measurement: str,
-                                                                 tags: dict[str, str]) -> None:
+def test_series_that_cannot_be_written_faithfully_drop_the_point(measurement: object,
+                                                                 tags: dict[str, object]) -> None:
     enc = Encoder()
-    out = enc.encode([Point(measurement, tags, {"f": 1.0}, 1), Point("ok", {}, {"f": 1.0}, 2)])
+    out = enc.encode([Point(measurement, tags, {"f": 1.0}, 1),  # type: ignore[arg-type]
+                      Point("ok", {}, {"f": 1.0}, 2)])
     assert out.data == b"ok f=1.0 2\n"
     assert enc.stats.points_unencodable == 1 and enc.stats.points == 1
 
@@ -139,7 +141,7 @@ def test_caches_are_bounded() -> None:
     enc = Encoder(cache_limit=10)
     for i in range(50):
         enc.encode([Point("m", {"i": str(i)}, {f"f{i}": 1}, 1)])
-    assert len(enc._series) <= 11 and len(enc._keys) <= 11
+    assert enc._cached <= 11 and len(enc._series) <= 11 and len(enc._keys) <= 11
     assert enc.stats.points == 50
 
 
