@@ -117,8 +117,18 @@ class Supervisor:
         try:
             await (stop or asyncio.Event()).wait()
         finally:
-            await asyncio.shield(self.stop())
+            try:
+                await asyncio.shield(self.stop())
+            except asyncio.CancelledError:  # a second signal: no time for order, only SIGKILL
+                self.kill_all()
+                raise
         return 0
+
+    def kill_all(self) -> None:
+        """SIGKILL every managed child's group at once (a forced exit)."""
+        for svc in self.services.values():
+            if svc.child is not None:
+                svc.child.kill_now()
 
     async def __aenter__(self) -> Supervisor:
         await self.start()
