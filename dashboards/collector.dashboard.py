@@ -1,6 +1,7 @@
 """The collector itself: scrape latency and outcomes (from `scrape`, which it writes for every
 target) and its own varz (points written, spool, write errors), stored by the generic handler in
-measurement `varz` under job `Collector`.
+measurement `varz` under job `Collector`: one field per varz path, so an output's counters are
+`outputs.outputs.<output name>.<counter>` (a regex field selects them for every output).
 """
 
 from dashboards.panels import Grid, by, dashboard, stat, timeseries, where
@@ -12,6 +13,11 @@ SELF = f'"deployment" =~ /^$deployment$/ AND {COLLECTOR} AND $timeFilter'
 
 def own(select: str) -> str:
     return f'SELECT {select} FROM "varz" WHERE {SELF} {by("index")}'
+
+
+def output(counter: str) -> str:
+    """Regex over every output's counter: `outputs.outputs.<name>.<counter>`."""
+    return rf"/^outputs\.outputs\.[^.]+\.{counter}$/"
 
 
 def rate(field: str) -> str:
@@ -55,21 +61,24 @@ grid = (
     .add(timeseries("Varz values skipped",
                     (f'SELECT sum("skipped") FROM "scrape" WHERE {where()} {by("job")}',
                      "$tag_job"), description="Varz values the handlers could not use."))
-    .row("Writes")
+    .row("Writes (each output)")
     .add(timeseries("Points written",
-                    (own(rate(r"/(^|\.)points_written$/")), "$col $tag_index"),
+                    (own(rate(output("points_written"))), "$col $tag_index"),
                     unit="short", description="Points InfluxDB accepted, per second."))
     .add(timeseries("Write errors",
-                    (own(rate(r"/(^|\.)write_errors$/")), "$col $tag_index"),
-                    unit="short", description="Failed writes per second (retried from the "
-                                              "spool)."))
-    .add(timeseries("Spool",
-                    (own(r'last(/(^|\.)spool\.points$/)'), "$col $tag_index"),
-                    description="Points waiting in the spool; steady growth means InfluxDB "
-                                "is down or too slow (alert CollectorSpoolGrowing)."))
-    .add(timeseries("Points dropped",
-                    (own(rate(r"/(^|\.)points_dropped$/")), "$col $tag_index"),
-                    description="Points lost because the spool was full, per second."))
+                    (own(rate(output("write_errors"))), "$col $tag_index"),
+                    unit="short", description="Failed write attempts per second (the batch "
+                                              "stays in the spool and is retried)."))
+    .add(timeseries("Spooled vs written",
+                    (own(rate(output("points_added"))), "spooled $col $tag_index"),
+                    (own(rate(output("points_written"))), "written $col $tag_index"),
+                    description="Points entering the spool and leaving it for InfluxDB, per "
+                                "second; when the first stays above the second the spool "
+                                "grows (alert CollectorSpoolGrowing)."))
+    .add(timeseries("Points rejected",
+                    (own(rate(output("points_rejected"))), "$col $tag_index"),
+                    description="Points InfluxDB refused as bad data (quarantined), per "
+                                "second."))
 )
 
 dashboard = dashboard("fobs / Collector", "fobs-collector", "scrape", grid, tags=["collector"],

@@ -8,6 +8,10 @@ Every query groups by the identity tags it wants as alert labels; `$timeFilter` 
 from dashboards.rules import Rule
 
 IDENTITY = '"deployment", "job", "index"'
+# The collector's own varz is stored by the generic handler: one field per path, so its output
+# counters sit at `outputs.outputs.<output name>.<counter>`. The name defaults to the kind; a
+# collector whose InfluxDB output has another name needs this changed (docs/alerts.md).
+OUTPUT = "outputs.outputs.influxdb_v1"
 
 
 def _ratio(numerator: str, denominator: str, measurement: str, where: str = "") -> str:
@@ -131,24 +135,25 @@ rules = [
     ),
     Rule(
         name="CollectorSpoolGrowing",
-        query=('SELECT derivative(mean("spool.points"), 1m) FROM "varz" '
-               'WHERE "job" = \'Collector\' AND $timeFilter '
+        query=(f'SELECT non_negative_derivative(last("{OUTPUT}.points_added"), 1m) - '
+               f'non_negative_derivative(last("{OUTPUT}.points_written"), 1m) FROM "varz" '
+               f'WHERE "job" = \'Collector\' AND $timeFilter '
                f'GROUP BY time($__interval), {IDENTITY} fill(none)'),
-        reduce="min", condition="> 0", window="5m", interval="1m", for_="2m",
+        reduce="min", condition="> 10", window="5m", interval="1m", for_="2m",
         labels={"severity": "warning"},
         annotations={
             "summary": "Collector {{ $labels.index }} spool keeps growing",
-            "description": "The spool of collector {{ $labels.index }} "
-                           "({{ $labels.deployment }}) has grown in every minute for 7 "
-                           "minutes (at least {{ humanize $value }} points/min): InfluxDB is "
-                           "down or slower than the fleet.",
+            "description": "Collector {{ $labels.index }} ({{ $labels.deployment }}) has "
+                           "spooled more points than it wrote in each of the last 8 minutes "
+                           "(at least {{ humanize $value }} a minute): InfluxDB is down or "
+                           "slower than the fleet.",
         },
     ),
     Rule(
         name="CollectorWriteErrors",
-        query=('SELECT sum("errors") FROM (SELECT non_negative_difference("write_errors") '
-               'AS "errors" FROM "varz" WHERE "job" = \'Collector\' AND $timeFilter '
-               f'GROUP BY {IDENTITY}) GROUP BY {IDENTITY}'),
+        query=(f'SELECT sum("errors") FROM (SELECT non_negative_difference('
+               f'"{OUTPUT}.write_errors") AS "errors" FROM "varz" WHERE "job" = \'Collector\' '
+               f'AND $timeFilter GROUP BY {IDENTITY}) GROUP BY {IDENTITY}'),
         reduce="last", condition="> 0", window="5m", for_="1m",
         labels={"severity": "warning"},
         annotations={

@@ -118,8 +118,10 @@ def _typed(job: str, tags: str, i: int, t: int, rng: random.Random) -> list[str]
         return [f"varz,{tags} " + _fields(fields) + f" {t}"]
     if job == "Collector":
         return [f"varz,{tags} " + _fields({
-            "outputs.influxdb.points_written": float(i * 200),
-            "outputs.influxdb.write_errors": float(i // 30),
-            "outputs.influxdb.points_dropped": 0.0,
-            "outputs.influxdb.spool.points": float(rng.randrange(100))}) + f" {t}"]
+            "outputs.points_received": float(i * 210),
+            "outputs.outputs.influxdb_v1.points_added": float(i * 210),
+            "outputs.outputs.influxdb_v1.points_written": float(i * 200),
+            "outputs.outputs.influxdb_v1.points_rejected": float(i // 50),
+            "outputs.outputs.influxdb_v1.write_errors": float(i // 30),
+            "scrapes.points": float(i * 210)}) + f" {t}"]
     return []
