@@ -44,6 +44,7 @@ MEASUREMENT = "scrape"
 CHUNK = 64 * 1024
 DURATION_WINDOW = 4096              # recent durations kept per endpoint for percentiles
 LATE_FRACTION = 0.1                 # a scrape starting > 10 % of its interval late is late
+PHASE_SLOTS = 20                    # phases are quantised: scrapes fire in small batches
 
 Commit = Callable[[list[Point]], Awaitable[Any] | Any]
 
@@ -236,7 +237,7 @@ class Scraper:
         for endpoint in self.endpoints_of(entry.target):
             interval, _ = self.schedule_of(entry.target, endpoint)
             frac = phase(uuid, endpoint)
-            offset = frac * interval
+            offset = int(frac * PHASE_SLOTS) / PHASE_SLOTS * interval
             entry.grid[endpoint] = (interval, offset)
             start = next_on_grid(now, interval, offset)
             window = min(self.config.first_scrape_window, interval)
