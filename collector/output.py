@@ -139,7 +139,7 @@ class Output:
         self._wake.set()
 
     async def until(self, predicate: Callable[[], bool], timeout: float) -> bool:
-        """Wait until `predicate()` holds, re-checked after every write attempt; False on timeout."""
+        """Wait until `predicate()` holds, checked after each write attempt; False on timeout."""
         deadline = time.monotonic() + timeout
         while not predicate():
             remaining = deadline - time.monotonic()
@@ -295,6 +295,7 @@ class Output:
     def varz(self) -> dict[str, object]:
         spool = self.buffer.refresh_stats()
         out: dict[str, object] = {"kind": self.kind, **asdict(self.stats)}
+        del out["points_dropped_closed"]
         out["points_dropped"] = {
             "spool_full": spool.dropped_points,
             "refused": spool.refused_points,

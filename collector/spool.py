@@ -1,4 +1,4 @@
-"""Buffers between the collector and a historian: a disk spool (network historians) and a memory one.
+"""Buffers between the collector and its historians: a disk spool, and a memory one for files.
 
 A point is *accepted* once `append` returned True: for the disk spool its bytes are then in the
 segment file, so a `kill -9` of the collector loses nothing; whether they also survive a power

@@ -1,4 +1,4 @@
-"""The `[outputs]` config section: historians, and how each one's output batches, retries and spools.
+"""The `[outputs]` config section: historians, and how each output batches, retries and spools.
 
 TOML shape (every key has a default; see docs/historians.md):
 

@@ -1,4 +1,4 @@
-"""The line-protocol encoder: exact bytes for the rules, and round trips through influxd's parser."""
+"""The line-protocol encoder: exact bytes for the rules, round trips through influxd's parser."""
 
 from __future__ import annotations
 
@@ -69,7 +69,8 @@ def test_nonfinite_fields_are_dropped_and_counted() -> None:
 
 def test_int_range() -> None:
     enc = Encoder()
-    out = enc.encode([Point("m", {}, {"max": INT64_MAX, "min": INT64_MIN, "big": INT64_MAX + 1}, 1)])
+    fields = {"max": INT64_MAX, "min": INT64_MIN, "big": INT64_MAX + 1}
+    out = enc.encode([Point("m", {}, fields, 1)])
     assert out.data == f"m max={INT64_MAX}i,min={INT64_MIN}i 1\n".encode()
     assert enc.stats.fields_unencodable == 1
 
@@ -117,7 +118,8 @@ def test_subclasses_of_field_types() -> None:
 
 def test_bad_timestamps_drop_the_point() -> None:
     enc = Encoder()
-    out = enc.encode([Point("m", {}, {"f": 1}, 2**63), Point("m", {}, {"f": 1}, "1"),  # type: ignore
+    out = enc.encode([Point("m", {}, {"f": 1}, 2**63),
+                      Point("m", {}, {"f": 1}, "1"),  # type: ignore[arg-type]
                       Point("m", {}, {"f": 1}, -5)])
     assert out.data == b"m f=1i -5\n" and enc.stats.points_unencodable == 2
 
@@ -224,7 +226,8 @@ def test_what_influxd_cannot_take_is_why_we_refuse_it(influxd_shared: Influxd, d
     assert tags["results"][0]["series"][0]["values"] == [["t", "a\\\\b"]]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.text(min_size=1, max_size=30), st.text(max_size=60)),
                 min_size=1, max_size=20))
 def test_random_text_is_refused_or_read_back_identical(influxd_shared: Influxd,

@@ -1,4 +1,4 @@
-"""The running outputs end to end: real influxd and VictoriaMetrics, outages, rejects, splits, close."""
+"""Running outputs end to end: real influxd and VictoriaMetrics, outages, rejects, splits, close."""
 
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from tests.collector.write_helpers import (  # noqa: F401  (fixtures)
     FakeInflux,
     db,
     fake_influx,
-    new_database,
     scrape,
     small_body_influxd,
     v1,
@@ -193,7 +192,8 @@ async def test_close_flushes_what_is_pending(tmp_path: Path, influxd_shared: Inf
     await outputs.close()
     assert influxd_shared.count(db, "load", "v") == 70
     assert outputs.add(scrape(8)) == 10                       # encoded, but not accepted:
-    assert outputs.varz()["outputs"]["influxdb_v1"]["points_dropped"]["closed"] == 10  # type: ignore
+    dropped = outputs.varz()["outputs"]["influxdb_v1"]["points_dropped"]  # type: ignore[index]
+    assert dropped["closed"] == 10
 
 
 async def test_close_is_bounded_when_the_server_hangs(tmp_path: Path,

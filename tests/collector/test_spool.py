@@ -288,7 +288,8 @@ def test_memory_buffer_contract() -> None:
 
 @pytest.mark.parametrize("data, message", [
     ({"segment_bytes": 1024, "max_bytes": 2048}, "spool.segment_bytes: must be at most a quarter"),
-    ({"segment_bytes": 128 << 20}, r"spool.segment_bytes: must be at most a quarter of max_bytes \(67108864\)"),
+    ({"segment_bytes": 128 << 20},
+     r"spool.segment_bytes: must be at most a quarter of max_bytes \(67108864\)"),
     ({"fsync": "sometimes"}, "spool.fsync: must be one of"),
     ({"max_bytes": -1}, "spool.max_bytes: must be 0 \\(the default\\) or more"),
     ({"segment": 1}, "unknown key 'spool.segment'"),
