@@ -106,10 +106,10 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("fobs.collector.scheduler").setLevel(logging.ERROR)  # counted in varz
     if args.once:
         return once(config, args.wait)
-    from collector.daemon import Collector, build_outputs
+    from collector.daemon import Collector
 
     async def main(stop: asyncio.Event) -> int:
-        collector = Collector(config, build_outputs(config))
+        collector = Collector(config)
         code = await collector.run(stop)
         await process_logging().close()
         return code

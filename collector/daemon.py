@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
 from typing import Any, Protocol
 
 from loguru import logger
@@ -19,6 +18,7 @@ from collector.config import CollectorConfig
 from collector.discovery import (Discoverer, DiscoveryStats, NatsDiscoverer, StaticDiscoverer,
                                  Update)
 from collector.handlers import role_for
+from collector.outputs import Outputs
 from collector.point import Point
 from collector.registry import Registry
 from collector.scrape import Scraper
@@ -30,14 +30,14 @@ COMPONENT_TYPE = "Collector"
 PRUNE_CHECKS_PER_INTERVAL = 10     # prune precision: a tenth of prune_interval
 
 
-class Outputs(Protocol):
-    """What the collector hands points to (spooled and written by collector.output)."""
+class Sink(Protocol):
+    """What the collector hands each scrape's points to: `collector.outputs.Outputs`."""
 
-    async def start(self) -> None: ...
+    def add(self, points: list[Point]) -> int: ...
 
-    async def write(self, points: Sequence[Point]) -> Any: ...
+    async def close(self, timeout: float | None = None) -> None: ...
 
-    async def close(self) -> None: ...
+    def health(self) -> str | None: ...
 
     def varz(self) -> dict[str, Any]: ...
 
@@ -45,16 +45,17 @@ class Outputs(Protocol):
 class Collector:
     """One collector instance (several may share a process in tests)."""
 
-    def __init__(self, config: CollectorConfig, outputs: Outputs) -> None:
+    def __init__(self, config: CollectorConfig, outputs: Sink | None = None) -> None:
+        """`outputs` defaults to the configured historians (`Outputs.start(config.outputs)`)."""
         self.config = config
-        self.outputs = outputs
+        self._outputs = outputs
         self.bus: Bus | None = None
         self.component: Component | None = None
         self.discovery_stats = DiscoveryStats()
         self.nats_rtt_ms: float | None = None
         self.uuid = ""
         self.registry: Registry | None = None
-        self.scraper = Scraper(config.scrape, outputs.write)
+        self.scraper = Scraper(config.scrape, self._commit)
         self.status: StatusServer | None = None
         self.discoverers: list[Discoverer] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -64,7 +65,8 @@ class Collector:
 
     async def start(self) -> None:
         cfg = self.config
-        await self.outputs.start()
+        if self._outputs is None:
+            self._outputs = await Outputs.start(cfg.outputs)
         if cfg.discovery.nats:
             self.bus = await Bus.connect(cfg.nats, f"collector/{cfg.component.index}")
             self.component = Component(COMPONENT_TYPE, cfg.component.component_config(
@@ -92,6 +94,7 @@ class Collector:
             self.component.on_refresh(self._refresh_varz)
             self.component.add_health_check("nats", self._nats_health)
             self.component.add_health_check("scheduler", self._scheduler_health)
+            self.component.add_health_check("outputs", self.outputs.health)
             await self.component.start()
         if cfg.status.address:
             self.status = StatusServer(cfg.status, self.registry, self.scraper, self.health)
@@ -108,7 +111,8 @@ class Collector:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.outputs.close()
+        if self._outputs is not None:
+            await self._outputs.close()
         if self.component is not None:
             await self.component.stop()
         if self.status is not None:
@@ -116,6 +120,14 @@ class Collector:
         if self.bus is not None:
             await self.bus.close()
         logger.info("Collector stopped")
+
+    @property
+    def outputs(self) -> Sink:
+        assert self._outputs is not None, "Collector.start() was not called"
+        return self._outputs
+
+    def _commit(self, points: list[Point]) -> None:
+        self.outputs.add(points)
 
     async def run(self, stop: asyncio.Event) -> int:
         """Run until `stop` is set (SIGTERM); 0 after a clean stop."""
@@ -203,31 +215,7 @@ class Collector:
     async def health(self) -> list[str]:
         if self.component is not None:
             return await self.component.health()
-        reasons = [r for r in (self._scheduler_health(),) if r]
-        return reasons
-
-
-class DiscardOutputs:
-    """Stand-in until the write path lands: counts points and drops them."""
-
-    def __init__(self) -> None:
-        self.points = 0
-
-    async def start(self) -> None:
-        pass
-
-    async def write(self, points: Sequence[Point]) -> None:
-        self.points += len(points)
-
-    async def close(self) -> None:
-        pass
-
-    def varz(self) -> dict[str, Any]:
-        return {"discarded": self.points}
-
-
-def build_outputs(config: CollectorConfig) -> Outputs:
-    return DiscardOutputs()
+        return [r for r in (self._scheduler_health(), self.outputs.health()) if r]
 
 
 async def collect_once(config: CollectorConfig, wait: float) -> list[Point]:

@@ -27,16 +27,17 @@ class MemoryOutputs:
         self.closed = False
         self._changed = asyncio.Event()
 
-    async def start(self) -> None:
-        pass
-
-    async def write(self, points: Sequence[Point]) -> None:
+    def add(self, points: Sequence[Point]) -> int:
         self.points.extend(points)
         self.batches += 1
         self._changed.set()
+        return len(points)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float | None = None) -> None:
         self.closed = True
+
+    def health(self) -> str | None:
+        return None
 
     def varz(self) -> dict[str, Any]:
         return {"accepted": len(self.points)}

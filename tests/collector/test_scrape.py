@@ -36,7 +36,7 @@ async def scraper() -> Any:
     made: list[Scraper] = []
 
     async def make(config: ScrapeConfig = CONFIG) -> tuple[Scraper, MemoryOutputs]:
-        s = Scraper(config, outputs.write)
+        s = Scraper(config, outputs.add)
         await s.start()
         made.append(s)
         return s, outputs
@@ -321,7 +321,7 @@ async def test_requests_in_flight_are_bounded(scraper: Any) -> None:
 
 async def test_stop_lets_in_flight_scrapes_finish() -> None:
     outputs = MemoryOutputs()
-    s = Scraper(replace(CONFIG, varz_interval=0.5, healthz=False), outputs.write)
+    s = Scraper(replace(CONFIG, varz_interval=0.5, healthz=False), outputs.add)
     await s.start()
     gate = asyncio.Event()
 
@@ -341,7 +341,7 @@ async def test_stop_lets_in_flight_scrapes_finish() -> None:
 async def test_stop_cancels_what_outlives_its_bound() -> None:
     outputs = MemoryOutputs()
     s = Scraper(replace(CONFIG, varz_interval=2.0, varz_timeout=2.0, healthz=False),
-                outputs.write)
+                outputs.add)
     await s.start()
     silent = await SilentServer().start()
     try:
