@@ -38,10 +38,10 @@ from collector.historians.errors import (
 )
 from collector.quarantine import Quarantine
 from collector.spool import Batch, Buffer
+from collector.throttle import Every
 
 MIN_SPLIT_BYTES = 64 * 1024            # 413 never shrinks later batches below this
 SYNC_EVERY = 1.0                       # seconds: the spool's fsync policy is applied this often
-LOG_EVERY = 60.0                       # seconds between two log lines of one failure streak
 JITTER = 0.2
 
 
@@ -57,6 +57,7 @@ class OutputStats:
     retries: int = 0                   # attempts at a batch that had failed before
     fatal_errors: int = 0              # of those, the ones retrying cannot fix
     splits: int = 0                    # 413 answers, each splitting a batch in two
+    loop_errors: int = 0               # unexpected errors in the write loop (bugs, spool I/O)
     last_write_duration_s: float = 0.0
     last_write_at: float = 0.0         # unix time of the last successful write
     last_error: str = ""
@@ -85,7 +86,7 @@ class Output:
         self._failures = 0
         self._retry_after: float | None = None
         self._failed_batch: Batch | None = None
-        self._logged_at = -LOG_EVERY
+        self._log = Every(60.0)
 
     # --- producer side --------------------------------------------------------------------------
 
@@ -155,32 +156,49 @@ class Output:
     # --- the write loop -------------------------------------------------------------------------
 
     async def _run(self) -> None:
+        """The write loop; an unexpected error (a bug, a spool I/O error) is logged, counted and
+        survived: the output must never stop sending silently."""
         while True:
-            points, size, oldest_ns = self.buffer.pending()
-            if not points:
-                self._flush_now = False
-                self._progress.set()
+            try:
+                if await self._step():
+                    return
+            except Exception as e:
+                self.stats.loop_errors += 1
+                self.stats.last_error = f"{type(e).__name__}: {e}"
+                if self._log.ready() is not None:
+                    logger.opt(exception=e).error("Output {} write loop error", self.name)
                 if self._closing:
                     return
-                await self._sleep(self.options.flush_interval)
-                continue
-            if not (self._closing or self._flush_now) and points < self.options.batch_size \
-                    and size < self._batch_bytes:
-                wait = self.options.flush_interval - (time.time_ns() - oldest_ns) / 1e9
-                if wait > 0:
-                    await self._sleep(wait)
-                    continue
-            batch = self.buffer.peek(self.options.batch_size, self._batch_bytes)
-            if batch is None:                  # the rest of a corrupt segment was skipped
-                await self._sleep(self.options.flush_interval)
-                continue
-            sent = await self._send(batch)
+                await self._sleep(self._backoff())
+
+    async def _step(self) -> bool:
+        """One pass: wait, or send one batch; True when the loop is done (closing, drained)."""
+        points, size, oldest_ns = self.buffer.pending()
+        if not points:
+            self._flush_now = False
             self._progress.set()
-            if sent:
-                continue
             if self._closing:
-                return
-            await self._sleep(self._backoff())
+                return True
+            await self._sleep(self.options.flush_interval)
+            return False
+        if not (self._closing or self._flush_now) and points < self.options.batch_size \
+                and size < self._batch_bytes:
+            wait = self.options.flush_interval - (time.time_ns() - oldest_ns) / 1e9
+            if wait > 0:
+                await self._sleep(wait)
+                return False
+        batch = self.buffer.peek(self.options.batch_size, self._batch_bytes)
+        if batch is None:                      # the rest of a corrupt segment was skipped
+            await self._sleep(self.options.flush_interval)
+            return False
+        sent = await self._send(batch)
+        self._progress.set()
+        if sent:
+            return False
+        if self._closing:
+            return True
+        await self._sleep(self._backoff())
+        return False
 
     async def _sleep(self, seconds: float) -> None:
         """Wait `seconds` or until woken (a full batch, flush, close), syncing the spool."""
@@ -229,6 +247,7 @@ class Output:
         if self._failures:
             logger.info("Output {} writes again after {} failed attempt(s)", self.name,
                         self._failures)
+            self._log.reset()
         self._failures = 0
         self._retry_after = None
         self._failed_batch = None
@@ -277,9 +296,7 @@ class Output:
             self.stats.fatal_errors += 1
         self.stats.state = "failing" if fatal else "retrying"
         self._retry_after = error.retry_after if isinstance(error, WriteError) else None
-        now = time.monotonic()
-        if self._failures == 1 or now - self._logged_at >= LOG_EVERY:
-            self._logged_at = now
+        if self._log.ready() is not None:
             log = logger.error if fatal else logger.warning
             log("Output {} cannot write ({} failed attempt(s), {} points waiting): {}",
                 self.name, self._failures, self.buffer.pending()[0], error)

@@ -28,6 +28,7 @@ from collector.output import Output
 from collector.point import Point
 from collector.quarantine import Quarantine
 from collector.spool import Buffer, SpoolError, open_spool
+from collector.throttle import Every
 from components.config import ConfigError
 
 
@@ -38,6 +39,8 @@ class Outputs:
         self.config = config
         self.encoder = encoder or Encoder()
         self.points_received = 0
+        self.points_failed = 0                 # whole add() calls the encoder raised on
+        self._log = Every(60.0)
 
     @classmethod
     async def start(cls, config: OutputsConfig) -> Outputs:
@@ -71,7 +74,13 @@ class Outputs:
         """Encode and spool points for every output; returns how many were encodable."""
         points = points if isinstance(points, list) else list(points)
         self.points_received += len(points)
-        data, n = self.encoder.encode(points)
+        try:
+            data, n = self.encoder.encode(points)
+        except Exception as e:                 # a Point that breaks its contract: not a crash
+            self.points_failed += len(points)
+            if self._log.ready() is not None:
+                logger.opt(exception=e).error("Cannot encode {} points", len(points))
+            return 0
         if n:
             for output in self.outputs:
                 output.add(data, n)
@@ -98,6 +107,7 @@ class Outputs:
         stats = self.encoder.stats
         return {
             "points_received": self.points_received,
+            "points_failed": self.points_failed,
             "encoder": stats.varz(),
             "outputs": {o.name: o.varz() for o in self.outputs},
         }

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from loguru import logger
 
-LOG_EVERY = 60.0                      # seconds between two log lines about quarantined batches
+from collector.throttle import Every
 
 
 @dataclass
@@ -38,8 +38,7 @@ class Quarantine:
         self.max_bytes = max_bytes
         self.output = output
         self.stats = QuarantineStats()
-        self._logged_at = -LOG_EVERY
-        self._unlogged = 0
+        self._log = Every(60.0)
 
     def add(self, data: bytes, points: int, reason: str) -> None:
         """Keep `data` with `reason`; never raises (a failure is logged and counted)."""
@@ -64,9 +63,6 @@ class Quarantine:
                          self.output, self.path, e.strerror)
             return
         self.stats.bytes += len(record)
-        self._unlogged += 1
-        now = time.monotonic()
-        if now - self._logged_at >= LOG_EVERY:
+        if (skipped := self._log.ready()) is not None:
             logger.warning("Output {} quarantined {} batch(es) in {}; latest: {}", self.output,
-                           self._unlogged, self.path, why)
-            self._logged_at, self._unlogged = now, 0
+                           skipped + 1, self.path, why)

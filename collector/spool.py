@@ -41,6 +41,7 @@ from typing import Literal, Protocol
 
 from loguru import logger
 
+from collector.throttle import Every
 from components.config import ConfigError, positive
 
 MAGIC = 0x53424F46                                   # b"FOBS" little-endian
@@ -181,6 +182,7 @@ class DiskSpool(_InFlight):
         self._last_sync = time.monotonic()
         self._dirty = False
         self._closed = False
+        self._log = Every(60.0)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._lock = os.open(self.dir / "LOCK", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -266,11 +268,23 @@ class DiskSpool(_InFlight):
         if not data or points <= 0:
             return True
         size = HEADER.size + len(data)
-        if size > self.config.max_bytes - self.config.segment_bytes:
+        try:
+            if size > self.config.max_bytes - self.config.segment_bytes:
+                raise SpoolError(f"a record of {size} bytes does not fit (max_bytes "
+                                 f"{self.config.max_bytes})")
+            self._append(data, points, size)
+        except (OSError, SpoolError) as e:
             self.stats.refused_points += points
-            logger.warning("Spool {} refused a record of {} bytes (max_bytes {})",
-                           self.name, size, self.config.max_bytes)
+            if self._log.ready() is not None:
+                logger.error("Spool {} cannot store points: {}", self.name,
+                             getattr(e, "strerror", None) or e)
             return False
+        self.stats.appended_points += points
+        self._dirty = True
+        self.sync(force=self.config.fsync == "always")
+        return True
+
+    def _append(self, data: bytes, points: int, size: int) -> None:
         while self._disk_bytes + size > self.config.max_bytes and self._disk_bytes > 0:
             self._drop_oldest()
         if self._head.end and self._head.end + size > self.config.segment_bytes:
@@ -281,25 +295,19 @@ class DiskSpool(_InFlight):
         try:
             written = os.write(self._wfd, record)
             if written != len(record):
-                raise OSError(0, f"short write ({written} of {len(record)} bytes)")
-        except OSError as e:
-            self.stats.refused_points += points
-            logger.error("Spool {} cannot write to {}: {}", self.name, self._head.path, e.strerror)
+                raise OSError(0, f"short write to {self._head.path}")
+        except OSError:
             try:                                  # no torn record in front of later appends
                 os.ftruncate(self._wfd, self._head.end)
             except OSError:
                 pass
             self._roll()
-            return False
+            raise
         if not self._head.points:
             self._head.first_ns = stamp
         self._head.end += len(record)
         self._head.points += points
         self._disk_bytes += len(record)
-        self.stats.appended_points += points
-        self._dirty = True
-        self.sync(force=self.config.fsync == "always")
-        return True
 
     def sync(self, force: bool = False) -> None:
         """fsync the segment being written when the policy says so (or `force`, unless "never").
@@ -320,10 +328,16 @@ class DiskSpool(_InFlight):
         self._last_sync = now
 
     def _roll(self) -> None:
+        """Continue in a new segment (the current one stays usable if that cannot be made)."""
         self.sync(force=True)
+        seg = self._new_segment()
+        try:
+            fd = self._open_write(seg)
+        except SpoolError:
+            self._segments.pop()
+            raise
         os.close(self._wfd)
-        self._head = self._new_segment()
-        self._wfd = self._open_write(self._head)
+        self._head, self._wfd = seg, fd
 
     def _drop_oldest(self) -> None:
         if self._segments[0] is self._head:

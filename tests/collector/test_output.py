@@ -234,6 +234,15 @@ async def test_a_spool_in_use_is_a_config_error(tmp_path: Path) -> None:
     await first.close(timeout=0.1)
 
 
+async def test_points_breaking_the_contract_are_counted_not_raised(tmp_path: Path) -> None:
+    outputs = await Outputs.start(config(tmp_path, file=(FileConfig(path=str(tmp_path / "x")),)))
+    assert outputs.add([Point("m", {}, ["not", "a", "mapping"], 1)]) == 0  # type: ignore
+    assert outputs.add(scrape(0)) == 10
+    await outputs.close()
+    assert outputs.varz()["points_failed"] == 1
+    assert len((tmp_path / "x").read_bytes().splitlines()) == 10
+
+
 async def test_varz_shape(tmp_path: Path) -> None:
     outputs = await Outputs.start(config(tmp_path, file=(FileConfig(path=str(tmp_path / "x")),)))
     outputs.add([Point("m", {}, {"f": float("nan"), "g": 1.0}, 1)])

@@ -199,6 +199,28 @@ def test_corrupt_record_drops_the_rest_of_its_segment_only(tmp_path: Path) -> No
     spool.close()
 
 
+def test_a_failed_write_is_refused_and_leaves_no_torn_record(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spool = DiskSpool(tmp_path, SMALL)
+    spool.append(record(0), 1)
+    real_write = os.write
+
+    def half_then_full(fd: int, data: bytes) -> int:
+        real_write(fd, data[:10])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("collector.spool.os.write", half_then_full)
+    assert not spool.append(record(1), 1)
+    monkeypatch.setattr("collector.spool.os.write", real_write)
+    assert spool.append(record(2), 1)
+    assert spool.stats.refused_points == 1
+    assert drain(spool) == [0, 2]
+    spool.close()
+    spool = DiskSpool(tmp_path, SMALL)
+    assert spool.stats.torn_records == 0
+    spool.close()
+
+
 def test_one_process_per_spool_directory(tmp_path: Path) -> None:
     spool = DiskSpool(tmp_path, SMALL)
     with pytest.raises(SpoolError, match="in use by another process"):
