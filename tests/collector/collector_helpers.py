@@ -73,11 +73,12 @@ def collector_config(nats_urls: Sequence[str] = (), **sections: Any) -> Collecto
 
 @pytest.fixture
 async def make_collector() -> AsyncIterator[Callable[..., Awaitable[Collector]]]:
-    """Factory: start collectors (with a MemoryOutputs); all are stopped at the end."""
+    """Factory: start collectors (with a MemoryOutputs unless `real_outputs`); all are
+    stopped at the end."""
     started: list[Collector] = []
 
-    async def make(config: CollectorConfig, outputs: Any = None) -> Collector:
-        collector = Collector(config, outputs or MemoryOutputs())
+    async def make(config: CollectorConfig, real_outputs: bool = False) -> Collector:
+        collector = Collector(config, None if real_outputs else MemoryOutputs())
         await collector.start()
         started.append(collector)
         return collector
@@ -117,6 +118,7 @@ class HttpTarget:
         self.healthz_body = b"ok"
         self.hang = False
         self.requests = 0
+        self.healthz_requests = 0
         self.runner: web.AppRunner | None = None
         self.host = ""
 
@@ -131,6 +133,7 @@ class HttpTarget:
                             content_type="application/json")
 
     async def _healthz(self, request: web.Request) -> web.StreamResponse:
+        self.healthz_requests += 1
         if self.hang:
             await asyncio.Event().wait()
         return web.Response(body=self.healthz_body)
