@@ -198,9 +198,10 @@ def _age(stamp: str, now: float) -> str:
     return f"{max(0.0, seconds):.1f}s ago"
 
 
-def print_components(document: dict[str, Any], out: TextIO = sys.stdout,
+def print_components(document: dict[str, Any], out: TextIO | None = None,
                      now: float | None = None) -> None:
-    """Print the components table of a collector's targets document."""
+    """Print the components table of a collector's targets document (to stdout by default)."""
+    out = out or sys.stdout
     header = ["TYPE", "INDEX", "HOST", "UP", "HEALTHY", "LAST SCRAPE", "ERROR"]
     rows = component_rows(document, now)
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i])
