@@ -183,7 +183,8 @@ class Output:
             return False
         if not (self._closing or self._flush_now) and points < self.options.batch_size \
                 and size < self._batch_bytes:
-            wait = self.options.flush_interval - (time.time_ns() - oldest_ns) / 1e9
+            age = (time.time_ns() - oldest_ns) / 1e9         # wall clock: survives restarts
+            wait = min(self.options.flush_interval, self.options.flush_interval - age)
             if wait > 0:
                 await self._sleep(wait)
                 return False

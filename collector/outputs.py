@@ -59,15 +59,17 @@ class Outputs:
                                         config.quarantine_max_bytes, name)
                 outputs.append(Output(name, kind, create(kind, cfg, name), buffer, cfg,
                                       quarantine))
+            for output in outputs:
+                await output.start()
+                target = getattr(output.options, "url", None) or getattr(output.options, "path")
+                logger.info("Output {} ({}) writes to {}; {} points waiting in its spool",
+                            output.name, output.kind, target, output.buffer.pending()[0])
         except BaseException:
-            for buffer in buffers:
+            for output in outputs:                   # closes its historian and spool
+                await output.close(0)
+            for buffer in buffers[len(outputs):]:
                 buffer.close()
             raise
-        for output in outputs:
-            await output.start()
-            target = getattr(output.options, "url", None) or getattr(output.options, "path", "")
-            logger.info("Output {} ({}) writes to {}; {} points waiting in its spool",
-                        output.name, output.kind, target, output.buffer.pending()[0])
         return cls(outputs, config)
 
     def add(self, points: Iterable[Point]) -> int:
