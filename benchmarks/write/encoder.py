@@ -11,7 +11,7 @@ an int gauge, an int counter: the shape of varz values):
 The Encoder is warmed up once and kept, as the daemon keeps one: a series' escaped prefix is
 computed on its first point only (the series repeat every scrape).
 
-Usage: python benchmarks/write/encoder.py [--points N]
+Usage (from the repo root): python -m benchmarks.write.encoder [--points N]
 """
 
 from __future__ import annotations
