@@ -193,7 +193,11 @@ class DiskSpool(_InFlight):
         except OSError:
             os.close(self._lock)
             raise SpoolError(f"spool directory {self.dir} is in use by another process") from None
-        self._recover()
+        try:
+            self._recover()
+        except OSError as e:
+            os.close(self._lock)
+            raise SpoolError(f"spool directory {self.dir}: {e.strerror}: {e.filename}") from None
         self._head = self._new_segment()
         self._wfd = self._open_write(self._head)
 
