@@ -24,6 +24,7 @@ class ListenConfig:
     tls_client_auth: bool = False    # require a client certificate signed by tls_ca
     udp_rcvbuf: int = 8 << 20        # bytes asked of the kernel (0 = system default)
     reuse_port: bool = False         # SO_REUSEPORT, to run several aggregators on one port
+    udp_workers: int = 0             # processes receiving and parsing UDP (0 = this process)
     max_message_size: int = 8192     # longer messages are truncated, flagged and counted
     queue_size: int = 200_000        # messages between receiving and writing
     idle_timeout: float = 300.0      # seconds a TCP connection may stay silent
@@ -48,6 +49,8 @@ class ListenConfig:
                 raise ConfigError(f"{path_key}: file not found: {path}")
         if not (self.udp or self.tcp or self.tls_enabled):
             raise ConfigError("udp: no listener configured (set udp, tcp or tls)")
+        if not 0 <= self.udp_workers <= 64:
+            raise ConfigError(f"udp_workers: must be 0..64, got {self.udp_workers}")
         if self.udp_rcvbuf < 0:
             raise ConfigError(f"udp_rcvbuf: must be 0 or more, got {self.udp_rcvbuf}")
         if not 480 <= self.max_message_size <= 65507 * 16:

@@ -21,7 +21,8 @@ from loguru import logger
 
 from syslog_agg.framing import Framer
 
-__all__ = ["Intake", "UdpListener", "TcpListener", "Item"]
+__all__ = ["Intake", "UdpListener", "TcpListener", "Item", "bind_udp", "udp_drops",
+           "rcvbuf_granted", "tls_context"]
 
 # (data, peer address, received_at (time.time()), truncated)
 Item = tuple[bytes, str, float, bool]
@@ -69,7 +70,7 @@ class Intake:
         return len(self.queue) >= self.capacity
 
 
-def _bind_udp(host: str, port: int, rcvbuf: int, reuse_port: bool) -> socket.socket:
+def bind_udp(host: str, port: int, rcvbuf: int, reuse_port: bool) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
@@ -91,13 +92,13 @@ def _bind_udp(host: str, port: int, rcvbuf: int, reuse_port: bool) -> socket.soc
 class UdpListener:
     """One UDP socket read with `recvfrom` in batches from the loop's reader callback."""
 
-    def __init__(self, intake: Intake, host: str, port: int, *, rcvbuf: int = 8 << 20,
-                 reuse_port: bool = False) -> None:
+    def __init__(self, intake: Intake, host: str = "", port: int = 0, *, rcvbuf: int = 8 << 20,
+                 reuse_port: bool = False, sock: socket.socket | None = None) -> None:
         self.intake = intake
-        self.sock = _bind_udp(host, port, rcvbuf, reuse_port)
+        self.sock = sock if sock is not None else bind_udp(host, port, rcvbuf, reuse_port)
+        self.sock.setblocking(False)
         self.address = self.sock.getsockname()[:2]
-        # Linux reports twice what it grants (the other half is bookkeeping overhead)
-        self.rcvbuf_granted = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
+        self.rcvbuf_granted = rcvbuf_granted(self.sock)
         self._inode = os.fstat(self.sock.fileno()).st_ino
         self._peers: dict[tuple[str, int], str] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -152,29 +153,45 @@ class UdpListener:
             intake.ready.set()
 
     def kernel_drops(self) -> int | None:
-        """The socket's `drops` column in /proc/net/udp{,6} (Linux), or None."""
-        inode = str(self._inode)
-        for name in ("/proc/net/udp", "/proc/net/udp6"):
-            try:
-                with open(name) as f:
-                    next(f)
-                    for line in f:
-                        fields = line.split()
-                        if len(fields) >= 13 and fields[9] == inode:
-                            return int(fields[12])
-            except (OSError, ValueError, StopIteration):
-                continue
-        return None
+        """Datagrams the kernel dropped for this socket (buffer full), or None."""
+        return udp_drops([self._inode])
+
+    def drain(self) -> None:
+        """Read everything the kernel holds for this socket into the intake."""
+        before = -1
+        while self.intake.stats["received"] + self.intake.stats["probes"] != before:
+            before = self.intake.stats["received"] + self.intake.stats["probes"]
+            self._on_readable()
 
     def close(self) -> None:
         """Stop listening; datagrams already in the kernel buffer are read first."""
         if self._loop is not None:
             self._loop.remove_reader(self.sock.fileno())
-            before = -1
-            while self.intake.stats["received"] + self.intake.stats["probes"] != before:
-                before = self.intake.stats["received"] + self.intake.stats["probes"]
-                self._on_readable()
+            self.drain()
         self.sock.close()
+
+
+def udp_drops(inodes: list[int]) -> int | None:
+    """Sum of the `drops` column of these sockets in /proc/net/udp{,6} (Linux), or None."""
+    wanted = {str(i) for i in inodes}
+    total, found = 0, False
+    for name in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    fields = line.split()
+                    if len(fields) >= 13 and fields[9] in wanted:
+                        total += int(fields[12])
+                        found = True
+        except (OSError, ValueError, StopIteration):
+            continue
+    return total if found else None
+
+
+def rcvbuf_granted(sock: socket.socket) -> int:
+    """The receive buffer the kernel granted (Linux reports twice that, with its overhead)."""
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) // 2
 
 
 class _Session(asyncio.Protocol):

@@ -15,8 +15,6 @@ Usage:
 from __future__ import annotations
 
 import asyncio
-import time
-from datetime import datetime, timezone
 from typing import Any
 
 from loguru import logger
@@ -24,34 +22,16 @@ from loguru import logger
 from components.config import host_port
 from components.runtime import Component
 from syslog_agg.config import SyslogAggConfig
-from syslog_agg.lines import Formatter, format_received
 from syslog_agg.listeners import Intake, TcpListener, UdpListener, tls_context
-from syslog_agg.parser import parse
+from syslog_agg.pipeline import SEVERITIES, Counts, Pipeline
 from syslog_agg.router import Router
-from syslog_agg.store import Store, day_of
+from syslog_agg.store import Store
 from syslog_agg.tail import Tail
+from syslog_agg.workers import WorkerPool
 
-__all__ = ["Aggregator", "COMPONENT_TYPE", "SEVERITIES"]
+__all__ = ["Aggregator", "COMPONENT_TYPE"]
 
 COMPONENT_TYPE = "SyslogAggregator"
-SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
-_SLICE = 2048  # messages processed before yielding to the loop
-
-
-class _Counts:
-    """Messages and bytes per component and severity (index 8 = no severity: unparsed)."""
-
-    __slots__ = ("messages", "bytes", "severity")
-
-    def __init__(self) -> None:
-        self.messages = 0
-        self.bytes = 0
-        self.severity = [0] * 9
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"messages": self.messages, "bytes": self.bytes,
-                "severity": dict(zip(SEVERITIES, self.severity)),
-                "unparsed": self.severity[8]}
 
 
 class Aggregator:
@@ -59,31 +39,33 @@ class Aggregator:
         self.config = config
         listen = config.listen
         self.intake = Intake(listen.queue_size, listen.max_message_size)
-        self.router = Router(config.routing)
         self.store = Store(config.store)
-        self.formatter = Formatter(config.store.format)
         self.tail = Tail(config.tail)
-        self._json = Formatter("json")
+        self.pipeline = Pipeline(
+            Router(config.routing), config.store.format, self.store.append,
+            local_time=config.store.local_time,
+            tail=(self.tail.admit, self.tail.publish) if config.tail.enabled else None)
         self.udp: UdpListener | None = None
+        self.workers: WorkerPool | None = None
         self.tcp: list[TcpListener] = []
-        self.counts: dict[str, _Counts] = {}
-        self.formats = {"rfc5424": 0, "rfc3164": 0, "unparsed": 0}
-        self.discarded = 0
         self.component = component
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._registering: asyncio.Task[None] | None = None
-        self._last_when = -1.0
-        self._received = ""
-        self._day = ""
-        self._now = datetime.now(timezone.utc)
+
+    @property
+    def counts(self) -> dict[str, Counts]:
+        return self.pipeline.counts
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Bind every listener, start the pipeline; registration continues in the background."""
         listen = self.config.listen
-        if listen.udp:
+        if listen.udp and listen.udp_workers:
+            host, port = host_port(listen.udp, "listen.udp")
+            self.workers = WorkerPool(self.config, host, port, self._on_batch)
+        elif listen.udp:
             host, port = host_port(listen.udp, "listen.udp")
             self.udp = UdpListener(self.intake, host, port, rcvbuf=listen.udp_rcvbuf,
                                    reuse_port=listen.reuse_port)
@@ -99,6 +81,8 @@ class Aggregator:
                                   listen.tls_client_auth)
                 self.tcp.append(TcpListener(self.intake, host, port, ssl_context=ctx,
                                             **common))  # type: ignore[arg-type]
+            if self.workers is not None:  # before TCP: an open TCP port means "all ready"
+                await self.workers.start()
             for listener in self.tcp:
                 await listener.start()
         except BaseException:
@@ -106,7 +90,8 @@ class Aggregator:
             raise
         if self.udp is not None:
             self.udp.start()
-        self._tasks = [asyncio.create_task(self._consume(), name="syslog-pipeline"),
+        self._tasks = [asyncio.create_task(self.pipeline.consume(self.intake),
+                                           name="syslog-pipeline"),
                        asyncio.create_task(self.store.run(self._stop), name="syslog-store")]
         if self.config.tail.enabled:
             self._tasks.append(asyncio.create_task(self.tail.run(), name="syslog-tail"))
@@ -125,7 +110,7 @@ class Aggregator:
     async def stop(self) -> None:
         """Stop receiving, write everything queued, flush, deregister."""
         await self._close_listeners()
-        self._process(len(self.intake.queue))
+        self.pipeline.process(self.intake.queue, len(self.intake.queue))
         self._stop.set()
         for task in self._tasks:
             if task.get_name() == "syslog-store":
@@ -133,7 +118,7 @@ class Aggregator:
             else:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._process(len(self.intake.queue))
+        self.pipeline.process(self.intake.queue, len(self.intake.queue))
         self.store.close()
         if self._registering is not None:
             if not self._registering.done():
@@ -142,68 +127,41 @@ class Aggregator:
         if self.component is not None and self.config.register:
             await self.component.stop()
         logger.info("Syslog aggregator stopped: {} messages received, {} written",
-                    self.intake.stats["received"], self.store.stats["lines_written"])
+                    self.intake_stats()["received"], self.store.stats["lines_written"])
 
     async def _close_listeners(self) -> None:
         if self.udp is not None:
-            self.udp.close()
-            # datagrams already read by the last callback are in the queue
+            self.udp.close()  # reads what the kernel still holds into the queue
+        if self.workers is not None:
+            await self.workers.stop(self.intake)  # their last batches are in the store
         for listener in self.tcp:
             await listener.close()
 
-    # -- pipeline -------------------------------------------------------------------------
-
-    async def _consume(self) -> None:
-        intake = self.intake
-        queue = intake.queue
-        while True:
-            if not queue:
-                intake.ready.clear()
-                await intake.ready.wait()
-            self._process(min(len(queue), _SLICE))
-            intake.drained()
-            await asyncio.sleep(0)
-
-    def _process(self, n: int) -> None:
-        """Parse, route, count and store the next `n` queued messages."""
-        popleft = self.intake.queue.popleft
-        route = self.router.route
-        line = self.formatter.line
+    def _on_batch(self, batch: dict[str, Any]) -> None:
+        """Take in one batch of a UDP worker (see workers.py)."""
         append = self.store.append
-        counts = self.counts
-        formats = self.formats
-        tail = self.tail if self.config.tail.enabled else None
-        mono = time.monotonic()
-        for _ in range(n):
-            data, peer, when, truncated = popleft()
-            if when != self._last_when:
-                self._set_time(when)
-            msg = parse(data, now=self._now)
-            if truncated:
-                msg.truncated = True
-            component = route(msg)
-            formats[msg.format] += 1
-            if component is None:
-                self.discarded += 1
-                continue
+        for (component, day), text in batch["lines"].items():
+            append(component, day, text)
+        counts = self.pipeline.counts
+        for component, values in batch["counts"].items():
             c = counts.get(component)
             if c is None:
-                c = counts[component] = _Counts()
-            c.messages += 1
-            c.bytes += len(data)
-            sev = msg.severity
-            c.severity[8 if sev is None else sev] += 1
-            append(component, self._day, line(msg, component, self._received, peer))
-            if tail is not None and tail.admit(component, mono):
-                tail.publish(component, self._json.line(msg, component, self._received, peer))
+                c = counts[component] = Counts()
+            c.add(values)
+        formats = self.pipeline.formats
+        for name, n in batch["formats"].items():
+            formats[name] += n
+        self.pipeline.discarded += batch["discarded"]
+        for component, line in batch["tail"]:
+            self.tail.publish(component, line)
 
-    def _set_time(self, when: float) -> None:
-        self._last_when = when
-        self._now = datetime.fromtimestamp(when, timezone.utc)
-        if self.config.store.local_time:
-            self._now = self._now.astimezone()
-        self._received = format_received(when)
-        self._day = day_of(when, self.config.store.local_time)
+    def intake_stats(self) -> dict[str, int]:
+        """Receive counters of this process and of the UDP workers, added up."""
+        total = dict(self.intake.stats)
+        if self.workers is not None:
+            for key, n in self.workers.totals().items():
+                total[key] = total.get(key, 0) + n
+        return total
 
     # -- varz and health ------------------------------------------------------------------
 
@@ -219,16 +177,21 @@ class Aggregator:
 
     def varz(self) -> dict[str, Any]:
         """The aggregator's own varz fields (the component runtime adds the generic ones)."""
-        intake = self.intake.stats
+        intake = self.intake_stats()
         severity = [0] * 9
+        pipeline = self.pipeline
         for c in self.counts.values():
             for i, n in enumerate(c.severity):
                 severity[i] += n
         listeners: dict[str, Any] = {}
-        if self.udp is not None:
-            listeners["udp"] = {"address": "%s:%d" % self.udp.address,
-                                "rcvbuf_bytes": self.udp.rcvbuf_granted,
-                                "kernel_drops": self.udp.kernel_drops()}
+        udp = self.udp or self.workers
+        kernel_drops = udp.kernel_drops() if udp is not None else None
+        if udp is not None:
+            listeners["udp"] = {"address": "%s:%d" % udp.address,
+                                "rcvbuf_bytes": udp.rcvbuf_granted,
+                                "kernel_drops": kernel_drops,
+                                "workers": len(self.workers.sockets) if self.workers else 0,
+                                "worker_restarts": self.workers.restarts if self.workers else 0}
         for listener in self.tcp:
             listeners[listener.transport_name] = {
                 "address": "%s:%d" % listener.address,
@@ -238,19 +201,19 @@ class Aggregator:
             "bytes": sum(c.bytes for c in self.counts.values()),
             "severity": dict(zip(SEVERITIES, severity)),
             "components": {name: c.as_dict() for name, c in sorted(self.counts.items())},
-            "formats": dict(self.formats),
-            "parse_errors": self.formats["unparsed"],
+            "formats": dict(pipeline.formats),
+            "parse_errors": pipeline.formats["unparsed"],
             "received": intake["received"],
             "received_bytes": intake["received_bytes"],
             "truncated": intake["truncated"],
             "dropped": intake["dropped"],
             "probes": intake["probes"],
             "framing_errors": intake["framing_errors"],
-            "discarded": self.discarded,
+            "discarded": pipeline.discarded,
             "queue_depth": len(self.intake.queue),
             "queue_capacity": self.intake.capacity,
             "open_connections": sum(len(t.sessions) for t in self.tcp),
-            "kernel_udp_drops": self.udp.kernel_drops() if self.udp is not None else None,
+            "kernel_udp_drops": kernel_drops,
             "udp_rcvbuf_errors": udp_rcvbuf_errors(),
             "listeners": listeners,
             "store": {**self.store.stats, "open_files": self.store.open_files,

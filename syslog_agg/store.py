@@ -91,7 +91,7 @@ class Store:
         return len(self._files)
 
     def append(self, component: str, day: str, line: str) -> None:
-        """Queue one line (ending in LF) for `component` on `day` (from `day_of`)."""
+        """Queue one line (or several), ending in LF, for `component` on `day` (`day_of`)."""
         key = (component, day)
         lines = self._pending.get(key)
         if lines is None:
@@ -117,13 +117,13 @@ class Store:
                 os.write(f.fd, data)
             except OSError as e:
                 self.stats["write_errors"] += 1
-                self.stats["lines_lost"] += len(lines)
+                self.stats["lines_lost"] += data.count(b"\n")
                 self._close(path)
                 logger.error("Cannot write {}: {}", path, e.strerror or e)
                 continue
             f.size += len(data)
             f.last_write = time.monotonic()
-            self.stats["lines_written"] += len(lines)
+            self.stats["lines_written"] += data.count(b"\n")  # an item may hold several lines
             self.stats["bytes_written"] += len(data)
         self.stats["flushes"] += 1
         self._close_idle()

@@ -47,15 +47,15 @@ class Tail:
         if bucket[0] < 1.0:
             self.stats["rate_limited"] += 1
             return False
-        nc = self.nc
-        if nc is None or not nc.is_connected or len(self._out) >= _BACKLOG:
-            self.stats["not_connected"] += 1
-            return False
         bucket[0] -= 1.0
         return True
 
     def publish(self, component: str, line: str) -> None:
-        """Queue one JSON line (from `admit`ted messages)."""
+        """Queue one JSON line of an `admit`ted message (dropped, counted, without NATS)."""
+        nc = self.nc
+        if nc is None or not nc.is_connected or len(self._out) >= _BACKLOG:
+            self.stats["not_connected"] += 1
+            return
         subject = self._subjects.get(component)
         if subject is None:
             subject = self._subjects[component] = subject_for(self.config.subject_prefix,

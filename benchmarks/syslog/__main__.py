@@ -157,7 +157,8 @@ class Receiver:
         """SIGTERM, wait; (CPU seconds used since start(), peak RSS in MiB)."""
         assert self.proc is not None
         cpu_end = _cpu_seconds(self.proc.pid)
-        # VmHWM, not wait4's ru_maxrss: Linux carries the forking parent's peak into the child
+        # VmHWM, not wait4's ru_maxrss: Linux carries the forking parent's peak into the child;
+        # summed over the process tree (an upper bound of the peak of the sum)
         peak_kib = _status_kib(self.proc.pid, "VmHWM")
         self.proc.send_signal(signal.SIGTERM)
         self.proc.wait()
@@ -172,12 +173,14 @@ class Receiver:
 
 class Fobs(Receiver):
     name = "fobs"
+    workers = 2
 
     def command(self) -> list[str]:
         config = self.work / "syslog.toml"
         config.write_text(
             f'register = false\n[listen]\nudp = "127.0.0.1:{self.port}"\n'
             f'tcp = "127.0.0.1:{self.port}"\nudp_rcvbuf = {RCVBUF}\n'
+            f'udp_workers = {self.workers}\n'
             f'[store]\nroot = "{self.work / "logs"}"\nflush_interval = 0.2\n'
             f'[tail]\nenabled = false\n')
         return [sys.executable, "-m", "syslog_agg", "--config", str(config)]
@@ -216,16 +219,32 @@ def _tcp_open(port: int) -> bool:
         return False
 
 
+def _tree(pid: int) -> list[int]:
+    """`pid` and its descendants (fobs UDP workers are child processes)."""
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            pids += _tree(int(child))
+    return pids
+
+
 def _status_kib(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    return 0
+    """`key` (e.g. VmHWM) of /proc/PID/status, added up over the process tree."""
+    total = 0
+    for p in _tree(pid):
+        for line in Path(f"/proc/{p}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                total += int(line.split()[1])
+    return total
 
 
 def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of the process tree."""
+    total = 0
+    for p in _tree(pid):
+        fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def run_udp(cls: type[Receiver], base: Path, n: int, rate: float) -> Result:
@@ -290,14 +309,18 @@ def main() -> int:
                         help="target msgs/s, comma-separated; 'max' = unthrottled")
     parser.add_argument("--repeat", type=int, default=3, help="runs per point, median reported (default 3)")
     parser.add_argument("--only", choices=("fobs", "rsyslogd"), help="one receiver only")
+    parser.add_argument("--udp-workers", type=int, default=Fobs.workers,
+                        help=f"fobs listen.udp_workers (default {Fobs.workers})")
     args = parser.parse_args()
+    Fobs.workers = args.udp_workers
     rates = [0.0 if r == "max" else float(r) for r in args.rates.split(",")]
     receivers: list[type[Receiver]] = [Fobs, Rsyslog]
     if args.only:
         receivers = [r for r in receivers if r.name == args.only]
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
     print(f"{args.messages} messages of 200 B per run, {args.repeat} run(s) per point, "
-          f"{os.cpu_count()} CPUs, receive buffer {RCVBUF >> 20} MiB")
+          f"{os.cpu_count()} CPUs, receive buffer {RCVBUF >> 20} MiB, "
+          f"fobs udp_workers={Fobs.workers}")
     print(f"{'receiver':9} {'mode':4} {'target/s':>9} {'sent/s':>9} {'accepted/s':>10} "
           f"{'loss %':>7} {'CPU µs/msg':>10} {'peak RSS MiB':>12}")
     summary: dict[str, list[Result]] = {}
