@@ -100,6 +100,7 @@ def run_tail(args: argparse.Namespace) -> int:
     overrides = {"component.nats.servers": args.nats.split(",") if args.nats else None,
                  "tail.subject_prefix": args.prefix}
     config = load(SyslogAggConfig, args.config, overrides)
+    process_logging().configure("WARNING")  # stdout is for the messages, stderr for trouble
     from components.bus import Bus
     from syslog_agg.tail import subject_for
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +114,34 @@ async def test_registers_and_publishes_a_live_tail(tmp_path: Path, nats_server: 
     finally:
         await agg.stop()
         await nc.close()
+
+
+async def test_fobs_tail_follows_a_component(tmp_path: Path, nats_server: NatsServer) -> None:
+    config = agg_config(tmp_path, register=True,
+                        component={"nats": {"servers": [nats_server.url]}})
+    agg = Aggregator(config)
+    await agg.start()
+    tail = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fobs", "tail", "dea_next", "-n", "2", "--nats", nats_server.url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parents[2])
+    try:
+        assert tail.stderr is not None
+        assert b"following logs.dea_next" in await asyncio.wait_for(tail.stderr.readline(), 20)
+        await eventually(lambda: agg.tail.nc is not None)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for raw in (b"<14>1 - web1 vcap.router - - - not this one",
+                        b"<14>1 2024-05-01T10:00:00Z web1 vcap.dea_next 7 - - first",
+                        b"<11>May  1 10:00:01 web2 vcap.dea_next: second"):
+                s.sendto(raw, ("127.0.0.1", agg.udp.address[1]))  # type: ignore[union-attr]
+        out, _ = await asyncio.wait_for(tail.communicate(), 20)
+    finally:
+        if tail.returncode is None:
+            tail.kill()
+        await agg.stop()
+    assert tail.returncode == 0
+    assert out.decode().splitlines() == [
+        "2024-05-01T10:00:00+00:00 web1 vcap.dea_next[7]: first",
+        f"{datetime.now().year}-05-01T10:00:01+00:00 web2 vcap.dea_next: second"
+        if datetime.now().month >= 5 else
+        f"{datetime.now().year - 1}-05-01T10:00:01+00:00 web2 vcap.dea_next: second"]
