@@ -6,7 +6,8 @@ syslog; the collector
 discovers everything over NATS (the aggregator and itself included), scrapes every 2 s and
 writes to a private influxd. A sixth component is killed with SIGKILL so the scrape-error
 panels have errors to show. Then every panel query of every dashboard, with Grafana's macros
-and variables substituted, must return data (`dashboards.verify`).
+and variables substituted, must return data (`dashboards.verify`), and the shipped alert rules
+evaluated on the same data must all run and see the killed component as down.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from pathlib import Path
 import pytest
 
 from dashboards.build import load_dashboards
+from dashboards.evaluator import Evaluator
+from dashboards.influx import InfluxQuery
+from dashboards.rules import load_rules
 from dashboards.verify import Report, verify
 from tests.services import Influxd, NatsServer, free_port
 
@@ -134,6 +138,22 @@ async def test_every_panel_has_data_from_the_real_pipeline(
     assert report.queries == report.with_data > 80
     assert {"DEA", "Router", "Stager", "Collector", "SyslogAggregator"} <= set(
         report.variables["fleet"]["job"])
+
+    # The shipped rules on the same data: every query runs, and the crash is seen as what it is.
+    query = InfluxQuery(influxd.url, "fobs")
+    evaluator = Evaluator(load_rules(), query)
+    down: list[dict[str, str]] = []
+    while not down:
+        processes.assert_running("victim")
+        assert time.monotonic() - began < DEADLINE + 45, "ComponentDown never became pending"
+        await evaluator.evaluate(time.time())
+        assert {n: h.health for n, h in evaluator.health.items()} == dict.fromkeys(
+            evaluator.health, "ok")
+        down = [a.labels for a in evaluator.pending() if a.rule == "ComponentDown"]
+        await asyncio.sleep(2.0)
+    await query.close()
+    assert down == [{"deployment": "untitled_dev", "job": "DEA", "index": "7",
+                     "severity": "page"}]
 
     codes = processes.stop()
     del codes["victim"]
