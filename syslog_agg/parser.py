@@ -13,12 +13,12 @@ Heuristics (also in docs/syslog.md):
   allows 6), a leap second `:60` is read as `:59`. A repeated SD-ID is merged and a repeated
   PARAM-NAME keeps its last value. A BOM at the start of MSG is removed. An empty MSG is None.
 - RFC 3164: a missing PRI is accepted (as 13, user.notice, like rsyslog) only when the line starts
-  with a timestamp; otherwise the input is "unparsed". The year of a `Mmm dd hh:mm:ss` timestamp is
-  the latest year (from now's year + 1 down) that does not put the timestamp more than two days after `now`;
-  zone-less timestamps take `now`'s zone. A token right after the timestamp is the HOSTNAME unless
-  it looks like a tag (ends with `:` or is `name[pid]`); with no timestamp there is no hostname. A
-  tag needs a `:` or a `[pid]`, except the Cloud Foundry forwarder form `programname [job=… index=…]`
-  whose bracket is stored as structured data `{"cf": {"job": …, "index": …}}`; one or two SPs
+  with a timestamp; otherwise the input is "unparsed". The year of a `Mmm dd hh:mm:ss` timestamp
+  is the latest year (from now's year + 1 down) that does not put the timestamp more than two
+  days after `now`; zone-less timestamps take `now`'s zone. A token right after the timestamp is
+  the HOSTNAME unless it ends with `:` (a tag); with no timestamp there is no hostname. A tag
+  needs a `:` or a `[pid]`, except the Cloud Foundry forwarder form
+  `programname [job=… index=…]`, whose bracket is stored as structured data `{"cf": {"job": …, "index": …}}`; one or two SPs
   after it are dropped (rsyslog's `%msg%` keeps the SP that followed the original tag). A Cisco
   sequence number (`91: *Oct …`) is stored as `{"meta": {"sequenceId": "91"}}` (IANA `meta`).
   A 4-digit number after the time (`Apr 15 21:28:13 2007 host`) is taken as the year, not the host.

@@ -74,7 +74,8 @@ class Aggregator:
         try:
             if listen.tcp:
                 host, port = host_port(listen.tcp, "listen.tcp")
-                self.tcp.append(TcpListener(self.intake, host, port, **common))  # type: ignore[arg-type]
+                self.tcp.append(TcpListener(self.intake, host, port,
+                                            **common))  # type: ignore[arg-type]
             if listen.tls_enabled:
                 host, port = host_port(listen.tls, "listen.tls")
                 ctx = tls_context(listen.tls_cert, listen.tls_key, listen.tls_ca,

@@ -307,7 +307,8 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=100_000, help="per run (default 100000)")
     parser.add_argument("--rates", default="50000,100000,150000,200000,max",
                         help="target msgs/s, comma-separated; 'max' = unthrottled")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per point, median reported (default 3)")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per point, median reported (default 3)")
     parser.add_argument("--only", choices=("fobs", "rsyslogd"), help="one receiver only")
     parser.add_argument("--udp-workers", type=int, default=Fobs.workers,
                         help=f"fobs listen.udp_workers (default {Fobs.workers})")

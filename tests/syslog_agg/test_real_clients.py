@@ -70,12 +70,15 @@ async def test_logger_oversize_message_is_truncated(aggregator) -> None:
     assert run.agg.varz()["truncated"] == 1
 
 
+# Cloud Foundry's forwarder template (cf-release jobs/*/templates/syslog_forwarder.conf.erb)
+CF_TEMPLATE = ("<%PRI%>%TIMESTAMP:::date-rfc3339% 10.0.0.9 %programname% "
+               "[job=dea_next index=3] %msg%\\n")
 RSYSLOG_CONF = """
 global(workDirectory="{work}")
 module(load="imudp")
 input(type="imudp" address="127.0.0.1" port="{udp}")
 template(name="CfForwarder" type="string"
-         string="<%PRI%>%TIMESTAMP:::date-rfc3339% 10.0.0.9 %programname% [job=dea_next index=3] %msg%\\n")
+         string="{template}")
 *.* action(type="omfwd" target="127.0.0.1" port="{agg}" protocol="tcp" template="CfForwarder")
 """
 
@@ -85,7 +88,8 @@ async def test_rsyslog_forwarder_with_cloud_foundry_template(aggregator, tmp_pat
     work = tmp_path / "rsyslog"
     work.mkdir()
     udp = free_port()
-    (work / "rsyslog.conf").write_text(RSYSLOG_CONF.format(work=work, udp=udp, agg=run.port()))
+    (work / "rsyslog.conf").write_text(RSYSLOG_CONF.format(work=work, udp=udp, agg=run.port(),
+                                                          template=CF_TEMPLATE))
     rsyslogd = subprocess.Popen(
         [find_binary("rsyslogd"), "-n", "-f", str(work / "rsyslog.conf"), "-i",
          str(work / "rsyslogd.pid")], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
