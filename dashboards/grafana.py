@@ -25,6 +25,7 @@ from dashboards.templates import to_grafana
 DATASOURCE_UID = "fobs-influxdb"
 DATASOURCE = {"type": "influxdb", "uid": DATASOURCE_UID}
 ALERT_FOLDER = "fobs"
+EXPRESSION_UID = "__expr__"          # Grafana's server-side expressions (reduce, math)
 NO_DATA_STATES = {"ok": core.ALERTRULE_STATE_DATA_OK,
                   "alerting": core.ALERTRULE_STATE_DATA_ALERTING,
                   "nodata": core.ALERTRULE_STATE_DATA_NODATA}
@@ -84,16 +85,50 @@ def alert_rule(rule: Rule) -> core.AlertRulev9:
 
 
 def alert_provisioning(rules: Sequence[Rule], evaluate_every: str = "10s",
-                       folder: str = ALERT_FOLDER) -> dict[str, Any]:
-    """Grafana's file-provisioning document for `rules` (one alert group per rule group)."""
+                       folder: str = ALERT_FOLDER, org_id: int = 1) -> dict[str, Any]:
+    """Grafana's alerting file-provisioning document for `rules` (one group per rule group).
+
+    grafanalib renders a rule in the shape of Grafana's ruler API (`grafana_alert: {title,
+    condition, data, no_data_state, …}`); file provisioning wants the same facts flat
+    (`title`, `condition`, `data`, `noDataState`, `execErrState`, `for`, …) with plain uid
+    strings, so the rendered rules are reshaped here.
+    """
     groups: dict[str, list[Rule]] = {}
     for rule in rules:
         groups.setdefault(rule.group, []).append(rule)
-    alert_groups = [core.AlertGroup(name=name, folder=folder, evaluateInterval=evaluate_every,
-                                    rules=[alert_rule(r) for r in members])
-                    for name, members in groups.items()]
-    document = core.AlertFileBasedProvisioning(groups=alert_groups).to_json_data()
-    return _plain(document)
+    document: dict[str, Any] = {"apiVersion": 1, "groups": []}
+    for name, members in groups.items():
+        group = core.AlertGroup(name=name, folder=folder, evaluateInterval=evaluate_every,
+                                rules=[alert_rule(r) for r in members])
+        rendered = _plain(group.to_json_data())
+        document["groups"].append({
+            "orgId": org_id, "name": rendered["name"], "folder": rendered["folder"],
+            "interval": rendered["interval"],
+            "rules": [_provisioned(r) for r in rendered["rules"]],
+        })
+    return document
+
+
+def _provisioned(rendered: dict[str, Any]) -> dict[str, Any]:
+    alert = rendered["grafana_alert"]
+    data = []
+    for query in alert["data"]:
+        query = dict(query)
+        uid = query.get("datasourceUid")
+        if isinstance(uid, dict):
+            query["datasourceUid"] = uid["uid"]
+        elif uid == "-100":           # grafanalib's legacy uid of server-side expressions
+            query["datasourceUid"] = EXPRESSION_UID
+            query["model"] = {**query["model"],
+                              "datasource": {"type": EXPRESSION_UID, "uid": EXPRESSION_UID}}
+        data.append(query)
+    return {
+        "uid": rendered["uid"], "title": alert["title"], "condition": alert["condition"],
+        "data": data, "noDataState": alert["no_data_state"],
+        "execErrState": alert["exec_err_state"], "for": rendered["for"],
+        "labels": rendered["labels"], "annotations": rendered["annotations"],
+        "isPaused": False,
+    }
 
 
 def _plain(value: Any) -> Any:

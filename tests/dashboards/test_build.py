@@ -57,16 +57,21 @@ def test_alert_rules_in_unified_alerting_terms(built: Path) -> None:
     document = read(built / "provisioning/alerting/fobs.yaml")
     assert document["apiVersion"] == 1
     [group] = document["groups"]
-    assert group["folder"] == "fobs" and group["interval"] == "10s"
-    by_title = {r["grafana_alert"]["title"]: r for r in group["rules"]}
+    assert (group["orgId"], group["name"], group["folder"], group["interval"]) == (
+        1, "fobs", "fobs", "10s")
+    by_title = {r["title"]: r for r in group["rules"]}
     rules = {r.name: r for r in load_rules()}
     assert set(by_title) == set(rules)
     for name, rendered in by_title.items():
         rule = rules[name]
-        alert = rendered["grafana_alert"]
-        a, b, c = alert["data"]
-        assert (a["refId"], b["refId"], c["refId"], alert["condition"]) == ("A", "B", "C", "C")
-        assert a["datasourceUid"] == {"type": "influxdb", "uid": "fobs-influxdb"}
+        assert set(rendered) == {"uid", "title", "condition", "data", "noDataState",
+                                 "execErrState", "for", "labels", "annotations", "isPaused"}
+        a, b, c = rendered["data"]
+        assert (a["refId"], b["refId"], c["refId"], rendered["condition"]) == (
+            "A", "B", "C", "C")
+        assert a["datasourceUid"] == "fobs-influxdb"
+        assert b["datasourceUid"] == c["datasourceUid"] == "__expr__"
+        assert b["model"]["datasource"] == {"type": "__expr__", "uid": "__expr__"}
         assert a["model"]["rawQuery"] is True and a["model"]["query"] == rule.query
         assert a["model"]["intervalMs"] == rule.interval_seconds * 1000
         assert a["relativeTimeRange"] == {"from": rule.window_seconds, "to": 0}
@@ -75,7 +80,8 @@ def test_alert_rules_in_unified_alerting_terms(built: Path) -> None:
         assert c["model"]["type"] == "math"
         assert c["model"]["expression"] == f"$B {rule.operator} {rule.threshold:g}"
         assert rendered["for"] == rule.for_ and rendered["labels"] == dict(rule.labels)
-        assert alert["no_data_state"] == "OK" and alert["exec_err_state"] == "Error"
+        assert rendered["noDataState"] == "OK" and rendered["execErrState"] == "Error"
+        assert rendered["uid"] == rule.rule_uid and len(rendered["uid"]) <= 40
         for text in rendered["annotations"].values():
             assert "$value " not in text and "$value}" not in text
     summary = by_title["RouterErrorRatio"]["annotations"]["summary"]
