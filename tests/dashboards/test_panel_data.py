@@ -39,6 +39,17 @@ async def test_every_panel_query_returns_data(influxd_shared: Influxd, synthetic
     assert "Collector" in report.variables["fleet"]["job"]
 
 
+def test_verify_command(influxd_shared: Influxd, synthetic_db: str,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    from fobs.cli import main
+    assert main(["dashboards", "verify", "--influxdb", influxd_shared.url, "--database",
+                 synthetic_db]) == 0
+    assert capsys.readouterr().out.strip().endswith("panel queries returned data")
+    assert main(["dashboards", "verify", "--influxdb", influxd_shared.url, "--database",
+                 "nothing_here"]) == 1
+    assert "dea: template variables: InfluxDB: database not found" in capsys.readouterr().out
+
+
 async def test_a_panel_without_data_is_reported(influxd_shared: Influxd) -> None:
     write(influxd_shared, "dash_partial",
           [line for line in fleet_lines(minutes=3) if not line.startswith("stager")])
