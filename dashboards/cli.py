@@ -185,7 +185,9 @@ def alerts_config(args: argparse.Namespace) -> "object":
         "alertmanager.urls": args.alertmanager,
         "component.nats.servers": args.nats.split(",") if args.nats else None,
         "evaluation.interval": args.interval,
-        "evaluation.rule_files": args.rules,
+        # flags are relative to the working directory, file entries to the config file
+        "evaluation.rule_files": [str(Path(r).resolve()) for r in args.rules]
+        if args.rules else None,
     }
     return load(AlertsConfig, args.config, overrides)
 

@@ -28,10 +28,9 @@ listed, as in promtool). Every failure is collected and printed with exp, got an
 from __future__ import annotations
 
 import asyncio
-import itertools
-import os
 import re
 import tomllib
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -195,9 +194,6 @@ class FileResult:
         return head + "\n  FAILED:\n" + "\n".join(body) + "\n"
 
 
-_db_counter = itertools.count()
-
-
 class RuleTester:
     """Runs test files against one InfluxDB (each test group in its own throw-away database)."""
 
@@ -231,7 +227,7 @@ class RuleTester:
             raise ConfigError(f"alertname {unknown[0]!r}: no such rule (known: "
                               f"{', '.join(sorted(rules))})")
         interval = parse_duration(group.interval) if group.interval else eval_interval
-        database = f"fobs_ruletest_{os.getpid()}_{next(_db_counter)}"
+        database = f"fobs_ruletest_{uuid.uuid4().hex[:16]}"
         admin = InfluxQuery(self.influx_url, "")
         query = InfluxQuery(self.influx_url, database)
         try:
