@@ -7,11 +7,13 @@ Each check returns a list of human-readable problems (empty = fine):
 - refIds present and unique within each panel;
 - every `$variable` in a query is a template variable or one of Grafana's macros;
 - every datasource a panel, target or variable names is provisioned;
-- every InfluxQL SELECT is filtered by `$timeFilter` (else a panel reads the whole history).
+- every InfluxQL SELECT is filtered by `$timeFilter` (else a panel reads the whole history);
+- every `$tag_x` in an alias is a tag the query groups by.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -152,6 +154,28 @@ def check_time_filter(dashboard: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+_GROUP_BY = re.compile(r"GROUP BY (.*?)(?:fill\(|ORDER|LIMIT|\)|$)")
+_ALIAS_TAG = re.compile(r"\$tag_(\w+)|\[\[tag_(\w+)\]\]")
+
+
+def alias_tags(alias: str) -> set[str]:
+    """Tag keys an alias names (`$tag_job`, `[[tag_job]]`): Grafana fills them per series."""
+    return {m.group(1) or m.group(2) for m in _ALIAS_TAG.finditer(alias or "")}
+
+
+def check_aliases(dashboard: Mapping[str, Any]) -> list[str]:
+    """An alias's `$tag_x` needs `x` in a GROUP BY, else the legend shows an empty name."""
+    problems = []
+    for panel, target in queries(dashboard):
+        query = re.sub(r"time\([^)]*\)", "", target["query"])
+        grouped = {m.group(1) for clause in _GROUP_BY.findall(query)
+                   for m in re.finditer(r'"(\w+)"', clause)}
+        for tag in sorted(alias_tags(target.get("alias", "")) - grouped):
+            problems.append(f"{_where(dashboard, panel)} refId {target.get('refId')}: alias "
+                            f"uses $tag_{tag} but the query does not GROUP BY \"{tag}\"")
+    return problems
+
+
 def check_all(dashboards: Mapping[str, Mapping[str, Any]], provisioned: set[str]) -> list[str]:
     problems = []
     uids: dict[str, str] = {}
@@ -165,5 +189,5 @@ def check_all(dashboards: Mapping[str, Mapping[str, Any]], provisioned: set[str]
             uids[uid] = name
         problems += check_ids(dashboard) + check_grid(dashboard) + check_ref_ids(dashboard)
         problems += check_variables(dashboard) + check_datasources(dashboard, provisioned)
-        problems += check_time_filter(dashboard)
+        problems += check_time_filter(dashboard) + check_aliases(dashboard)
     return problems

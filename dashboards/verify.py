@@ -4,7 +4,8 @@ For each dashboard the template variables are resolved first, in order, by runni
 `SHOW TAG VALUES` queries (earlier variables substituted), and every value is selected — a
 multi-value variable becomes `(a|b|…)`, as Grafana renders it. Then every panel query is run
 with `$timeFilter` = `time >= now() - <last> and time <= now()` and `$__interval` = `interval`.
-A query that fails, or whose series hold no value at all, is a problem: a panel without data.
+A query that fails, or whose series hold no value at all, is a problem: a panel without data;
+so is a series without a tag its alias names (`$tag_job`): a legend entry without a name.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dashboards.checks import queries
+from dashboards.checks import alias_tags, queries
 from dashboards.evaluator import QueryFailed
 from dashboards.influx import InfluxQuery
 from dashboards.influxql import QueryError, TimeRange, Variable, interpolate
@@ -75,8 +76,12 @@ async def verify(dashboards: Mapping[str, Mapping[str, Any]], url: str, database
                 except (QueryFailed, QueryError) as e:
                     report.problems.append(f"{where}: {e}")
                     continue
-                if has_values(result):
-                    report.with_data += 1
-                else:
+                if not has_values(result):
                     report.problems.append(f"{where}: no data\n    {text}")
+                    continue
+                report.with_data += 1
+                for tag in sorted(alias_tags(target.get("alias", ""))):
+                    if any(not (s.get("tags") or {}).get(tag) for s in result["series"]):
+                        report.problems.append(f"{where}: alias $tag_{tag}: a series has no "
+                                               f"{tag!r} tag\n    {text}")
     return report

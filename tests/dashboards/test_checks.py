@@ -76,6 +76,10 @@ def not_raw(d: dict[str, Any]) -> None:
     first_panel(d)["targets"][0]["rawQuery"] = False
 
 
+def alias_without_tag(d: dict[str, Any]) -> None:
+    first_panel(d)["targets"][0]["alias"] = "$tag_dea_index"
+
+
 @pytest.mark.parametrize("mutate, message", [
     (duplicate_id, "already used by"),
     (too_wide, "is outside the 24-column grid"),
@@ -85,6 +89,7 @@ def not_raw(d: dict[str, Any]) -> None:
     (unprovisioned, "datasource 'elsewhere' is not provisioned"),
     (no_time_filter, "is not filtered by $timeFilter"),
     (not_raw, "rawQuery is not true"),
+    (alias_without_tag, 'alias uses $tag_dea_index but the query does not GROUP BY "dea_index"'),
 ], ids=lambda v: getattr(v, "__name__", ""))
 def test_each_check_catches_its_defect(dashboards: dict[str, dict[str, Any]],
                                        mutate: Callable[[dict[str, Any]], None],
