@@ -386,9 +386,8 @@ class Scraper:
         client_timeout = self._timeouts.get(timeout)
         if client_timeout is None:
             client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
-        headers = {"Authorization": target.auth_header} if target.auth_header else None
         limit = self.config.max_response_bytes
-        async with self.session.get(target.info.url(endpoint), headers=headers,
+        async with self.session.get(target.url(endpoint), headers=target.headers,
                                     timeout=client_timeout, allow_redirects=False) as resp:
             status = resp.status
             if not 200 <= status < 300:

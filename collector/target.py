@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from yarl import URL
+
 from components.auth import basic_auth_header
 
 Health = Literal["unknown", "up", "down"]
@@ -73,6 +75,8 @@ class Target:
     endpoints: dict[str, EndpointState] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     auth_header: str | None = None
+    headers: dict[str, str] | None = None      # request headers, built once
+    urls: dict[str, URL] = field(default_factory=dict)   # parsed once, not per request
 
     def __post_init__(self) -> None:
         self.update(self.info)
@@ -90,6 +94,14 @@ class Target:
             tags["role"] = self.role
         self.tags = tags
         self.auth_header = basic_auth_header(*info.credentials) if info.credentials else None
+        self.headers = {"Authorization": self.auth_header} if self.auth_header else None
+        self.urls = {}
+
+    def url(self, endpoint: str) -> URL:
+        url = self.urls.get(endpoint)
+        if url is None:
+            url = self.urls[endpoint] = URL(self.info.url(endpoint))
+        return url
 
     def endpoint(self, name: str) -> EndpointState:
         state = self.endpoints.get(name)

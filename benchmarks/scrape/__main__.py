@@ -303,10 +303,16 @@ def main() -> None:
                         help="fleet processes (default: one per 2,500 targets)")
     parser.add_argument("--healthz", action="store_true", help="fobs also scrapes /healthz")
     parser.add_argument("--only", choices=("fobs", "prometheus"))
+    parser.add_argument("--keep", type=Path, metavar="DIR",
+                        help="work in DIR and keep it (logs, configs) instead of a temp dir")
     args = parser.parse_args()
     parts = args.fleet_procs or max(1, -(-args.targets // 2500))
     with tempfile.TemporaryDirectory(prefix="fobs-bench-scrape-") as tmp:
-        procs = Processes(Path(tmp))
+        workdir = Path(tmp)
+        if args.keep:
+            workdir = args.keep
+            workdir.mkdir(parents=True, exist_ok=True)
+        procs = Processes(workdir)
         try:
             began = time.monotonic()
             nats_url = start_nats(procs)
