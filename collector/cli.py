@@ -120,7 +120,11 @@ def run(args: argparse.Namespace) -> int:
 def once(config: CollectorConfig, wait: float) -> int:
     from collector.daemon import collect_once
     from collector.lineprotocol import encode
-    points = asyncio.run(collect_once(config, wait))
+    try:
+        points = asyncio.run(collect_once(config, wait))
+    except OSError as e:
+        print(f"fobs collector --once: {e}", file=sys.stderr)
+        return 1
     sys.stdout.buffer.write(encode(points))
     sys.stdout.flush()
     return 0

@@ -130,11 +130,21 @@ class Collector:
         self.outputs.add(points)
 
     async def run(self, stop: asyncio.Event) -> int:
-        """Run until `stop` is set (SIGTERM); 0 after a clean stop."""
+        """Run until `stop` is set (SIGTERM); 0 after a clean stop, even one during start-up
+        (e.g. while still waiting for NATS)."""
+        starting = asyncio.create_task(self.start())
+        stopping = asyncio.create_task(stop.wait())
         try:
-            await self.start()
-            await stop.wait()
+            await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if starting.done():
+                starting.result()          # a start-up error (ConfigError…) propagates
+                await stopping
+            else:
+                logger.info("Stopped while starting")
+                starting.cancel()
+                await asyncio.gather(starting, return_exceptions=True)
         finally:
+            stopping.cancel()
             await self.stop()
         return 0
 
@@ -225,7 +235,12 @@ async def collect_once(config: CollectorConfig, wait: float) -> list[Point]:
     discoverers: list[Discoverer] = []
     bus = None
     if config.discovery.nats:
-        bus = await Bus.connect(config.nats, "collector/once")
+        try:
+            bus = await asyncio.wait_for(Bus.connect(config.nats, "collector/once"),
+                                         max(5.0, wait))
+        except asyncio.TimeoutError:
+            raise OSError(f"no NATS server answered at {', '.join(config.nats.servers)}"
+                          ) from None
         discoverers.append(NatsDiscoverer(bus, config.discovery.discover_interval))
     if config.discovery.static:
         discoverers.append(StaticDiscoverer(config.discovery.static))

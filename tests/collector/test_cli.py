@@ -110,3 +110,30 @@ def test_a_busy_status_address_is_a_config_error(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.splitlines()[-1].startswith(
         f"fobs collector: error: status.address: cannot listen on 127.0.0.1:{port}")
+
+
+async def test_sigterm_while_waiting_for_nats_exits_0(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(f'[status]\naddress = "127.0.0.1:0"\n'
+                      f'[outputs]\nspool_dir = "{tmp_path / "spool"}"\n')
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "collector", "--config", str(config), "--nats",
+        f"nats://127.0.0.1:{free_port()}", cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    while b"NATS error" not in await asyncio.wait_for(proc.stderr.readline(), 30):
+        pass                                     # it is up and retrying: signals are handled
+    proc.terminate()
+    rest = await asyncio.wait_for(proc.stderr.read(), 30)
+    assert await proc.wait() == 0, rest.decode()[-2000:]
+    assert b"Stopped while starting" in rest
+
+
+def test_once_without_nats_fails_in_one_line(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "collector", "--once", "--nats",
+                           f"nats://127.0.0.1:{free_port()}", "--wait", "0.1",
+                           "--log-level", "CRITICAL"],
+                          cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.splitlines()[-1].startswith("fobs collector --once: no NATS server")
