@@ -8,6 +8,7 @@ through the server pool; that is the backoff NATS clients use. Several component
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -120,13 +121,18 @@ class Bus:
             except Exception as e:  # a hook failing must not stop the others
                 logger.warning("Reconnect hook failed: {}", e)
 
-    async def close(self) -> None:
+    async def close(self, timeout: float = 2.0) -> None:
+        """Drain (deliver what is buffered) within `timeout`; never raises, NATS may be gone."""
         self.closing = True
-        if not self.client.is_closed:
+        if self.client.is_closed:
+            return
+        try:
+            await asyncio.wait_for(self.client.drain(), timeout)
+        except Exception:
             try:
-                await self.client.drain()
+                await asyncio.wait_for(self.client.close(), timeout)
             except Exception:
-                await self.client.close()
+                pass
 
 
 def _safe_url(client: Client) -> str:

@@ -78,19 +78,23 @@ def component_overrides(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def file_config(kind: str, sim_config: type | None, args: argparse.Namespace
-                ) -> tuple[ComponentConfig, Any]:
-    """(ComponentConfig, simulation config or None) from --config and flags."""
+def file_config(sim_configs: dict[str, type], args: argparse.Namespace
+                ) -> tuple[ComponentConfig, dict[str, Any]]:
+    """(ComponentConfig, {kind: simulation config}) from --config and flags.
+
+    The file has a [component] table and one table per kind in `sim_configs` (a fleet accepts
+    every kind's table; a single component only its own).
+    """
     section = {f"component.{k}": v for k, v in component_overrides(args).items()}
     fields = [("component", ComponentConfig, dataclasses.field(default_factory=ComponentConfig))]
-    if sim_config is not None:
+    for kind, sim_config in sim_configs.items():
         fields.append((kind, sim_config, dataclasses.field(default_factory=sim_config)))
         if getattr(args, "seed", None) is not None and "seed" in {
                 f.name for f in dataclasses.fields(sim_config)}:
             section[f"{kind}.seed"] = args.seed
     file_type = dataclasses.make_dataclass("ComponentFile", fields, frozen=True)
     loaded = load(file_type, args.config, section)
-    return loaded.component, getattr(loaded, kind, None)
+    return loaded.component, {kind: getattr(loaded, kind) for kind in sim_configs}
 
 
 def seeded_rng(kind: str, index: int, seed: int | None) -> random.Random:
@@ -100,7 +104,8 @@ def seeded_rng(kind: str, index: int, seed: int | None) -> random.Random:
 
 def run_one(args: argparse.Namespace) -> int:
     cls, sim_config_cls = _reference()[args.kind]
-    comp_config, sim_config = file_config(args.kind, sim_config_cls, args)
+    comp_config, sims = file_config({args.kind: sim_config_cls}, args)
+    sim_config = sims[args.kind]
     process_logging().configure(comp_config.log_level, comp_config.syslog)
 
     async def main(stop: asyncio.Event) -> int:

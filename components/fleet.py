@@ -83,9 +83,7 @@ def run_fleet(args: argparse.Namespace) -> int:
         raise ConfigError("--count: must be at least 1")
     kinds = plan(args.count, parse_mix(args.mix))
     reference = {} if args.no_simulation else _reference()
-    configs = {kind: file_config(kind, reference[kind][1] if reference else None, args)
-               for kind in set(kinds)}
-    base_config = next(iter(configs.values()))[0]
+    base_config, sim_configs = file_config({k: v[1] for k, v in reference.items()}, args)
     if base_config.port:
         raise ConfigError("--port: a fleet uses ephemeral ports; leave port unset")
     process_logging().configure(base_config.log_level, base_config.syslog)
@@ -98,8 +96,8 @@ def run_fleet(args: argparse.Namespace) -> int:
         indexes = dict.fromkeys(TYPES, 0)
         began = time.monotonic()
         for kind in kinds:
-            comp_config, sim_config = configs[kind]
-            comp = Component(TYPES[kind], replace(comp_config, index=indexes[kind]),
+            sim_config = sim_configs.get(kind)
+            comp = Component(TYPES[kind], replace(base_config, index=indexes[kind]),
                              bus=bus, stats=stats)
             indexes[kind] += 1
             if not args.no_simulation:

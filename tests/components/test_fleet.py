@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import pytest
 
 from components import runtime
 from components.fleet import parse_mix, plan
@@ -137,3 +138,22 @@ async def test_bad_flags_are_one_line_errors(nats_server: NatsServer) -> None:
         out, _ = await asyncio.wait_for(proc.communicate(), 30)
         assert proc.returncode == 2, out
         assert message in out.decode() and "Traceback" not in out.decode()
+
+
+def test_fleet_config_file_takes_every_kinds_section(tmp_path: Path) -> None:
+    from components.cli import _reference, file_config
+    from fobs.cli import build_parser as build_parser_for_tests
+    config = tmp_path / "fleet.toml"
+    config.write_text('[component]\nlog_level = "DEBUG"\n[component.nats]\n'
+                      'servers = ["nats://127.0.0.1:1"]\n[dea]\n[router]\n[stager]\n')
+    args = build_parser_for_tests().parse_args(
+        ["component", "fleet", "--config", str(config), "--nats", "nats://127.0.0.1:2"])
+    reference = _reference()
+    comp, sims = file_config({k: v[1] for k, v in reference.items()}, args)
+    assert comp.log_level == "DEBUG"
+    assert comp.nats.servers == ("nats://127.0.0.1:2",)  # the flag overrides the file
+    assert set(sims) == {"dea", "router", "stager"}
+    config.write_text("[component]\nbogus = 1\n")
+    from components.config import ConfigError
+    with pytest.raises(ConfigError, match="unknown key 'component.bogus'"):
+        file_config({k: v[1] for k, v in reference.items()}, args)
