@@ -1,7 +1,7 @@
 """A simulated dea_ng: runs app instances, registers their routes, reports them in varz.
 
 Over NATS it behaves as Cloud Foundry's DEA did: it advertises itself on `dea.advertise` (and
-when asked on `dea.locate`), takes `dea.<uuid>.start` and `dea.stop` requests, registers
+soon after a `dea.locate`), takes `dea.<uuid>.start` and `dea.stop` requests, registers
 running instances with the routers (`router.register`, again on `router.start` and
 periodically) and unregisters them when they stop or crash, reporting crashes on
 `droplet.exited`. Crashes, restarts and app stops happen at random; a crashed instance
@@ -26,10 +26,11 @@ from components.sim.clock import Clock, wall_clock
 from components.sim.instance import (ALIVE, BORN, CRASHED, DELETED, EVACUATING, RESERVING,
                                      RESUMING, RUNNING, STARTING, STOPPED, STOPPING, AppSpec,
                                      Instance)
-from components.sim.rng import binomial, lognormal, stochastic_round
+from components.sim.rng import binomial, child_rng, lognormal, stochastic_round
 from components.sim.simulation import Simulation
 from components.sim.traffic import DailyCurve
 
+ANSWER_WITHIN = 1.0   # seconds: delay of the answer to router.start / dea.locate
 CRASH_REASONS = ((137, "out of memory"), (1, "app instance exited"),
                  (255, "failed to accept connections within health check timeout"))
 
@@ -93,6 +94,7 @@ class Dea(Simulation):
                  clock: Clock = wall_clock) -> None:
         super().__init__(component, config, rng, clock)
         self.daily = DailyCurve()
+        self.noise = child_rng(rng)     # usage drift, drawn on scrapes: a stream of its own
         self.instances: dict[str, Instance] = {}
         self.apps: dict[str, AppSpec] = {}             # desired apps and their indices
         self.indices: dict[str, set[int]] = {}
@@ -123,7 +125,7 @@ class Dea(Simulation):
     async def subscribe(self) -> None:
         m = self.messages
         await m.subscribe("router.start", self.on_router_start)
-        await m.subscribe("dea.locate", lambda _p, _r: self.advertise())
+        await m.subscribe("dea.locate", self.on_locate)
         await m.subscribe(f"dea.{self.component.uuid}.start", self.on_start)
         await m.subscribe("dea.stop", self.on_stop)
 
@@ -386,10 +388,15 @@ class Dea(Simulation):
         interval = payload.get("minimumRegisterIntervalInSeconds")
         if isinstance(interval, (int, float)) and not isinstance(interval, bool) and interval > 0:
             self._register_interval = float(interval)
-        if not self.evacuating:
-            now = self.clock()
-            self._register_all(now)
-            self._next_register = now + self._register_interval
+        # Many routers may start at once (a fleet): answer them all with one re-registration,
+        # within a second, rather than one per router.
+        self._next_register = min(self._next_register,
+                                  self.clock() + self.rng.uniform(0.0, ANSWER_WITHIN))
+
+    def on_locate(self, payload: dict[str, Any], reply: str) -> None:
+        """`dea.locate`: advertise within a second (one advert however many stagers ask)."""
+        self._next_advertise = min(self._next_advertise,
+                                   self.clock() + self.rng.uniform(0.0, ANSWER_WITHIN))
 
     def on_start(self, payload: dict[str, Any], reply: str) -> None:
         """`dea.<uuid>.start`: run one instance of the app described (from the stager)."""
@@ -422,8 +429,8 @@ class Dea(Simulation):
         stagers = max(0, min(free_mem // cfg.staging_memory_mb, free_disk // cfg.staging_disk_mb))
         registry: dict[str, dict[str, Any]] = {}
         for inst in self.instances.values():
-            registry.setdefault(inst.app.app_id, {})[inst.instance_id] = inst.to_varz(now,
-                                                                                     self.daily)
+            registry.setdefault(inst.app.app_id, {})[inst.instance_id] = inst.to_varz(
+                now, self.daily, self.noise)
         varz.update(
             can_stage=1 if stagers > 0 else 0,
             reservable_stagers=int(stagers),

@@ -23,14 +23,13 @@ from components.config import ConfigError, positive
 from components.sim.clock import Clock, wall_clock
 from components.sim.http_metric import HttpMetric
 from components.sim.latency import LatencyModel
-from components.sim.rng import binomial, guid, lognormal, poisson
-from components.sim.route_table import Endpoint, RouteTable
+from components.sim.rng import binomial, guid, poisson
+from components.sim.route_table import Endpoint, RouteFeed, RouteTable
 from components.sim.simulation import Simulation
-from components.sim.traffic import Bursts, DailyCurve, Popularity
+from components.sim.traffic import Bursts, DailyCurve
 
 TOP_APPS_SLOTS = 6        # top10_app_requests counts the last 6 × 10 s
 TOP_APPS_SLOT_SECONDS = 10.0
-PRUNE_EVERY = 5.0
 STATUS_CODES = {"2xx": (200, 200, 200, 201, 204), "3xx": (302, 304), "4xx": (404, 401, 403, 422),
                 "5xx": (500, 503), "xxx": (0,)}
 PATHS = ("/", "/api/v1/items", "/api/v1/orders", "/login", "/static/app.js", "/healthcheck",
@@ -59,6 +58,7 @@ class RouterConfig:
     slow_fraction: float = 0.01         # share of slow outliers
     slow_median_ms: float = 800.0
     latency_window: float = 60.0        # sliding window of the latency percentiles
+    max_component_tags: int = 32        # tags.component entries kept (the first seen)
     unknown_host_fraction: float = 0.002   # requests for no known route → bad_requests
     share_3xx: float = 0.015
     share_4xx: float = 0.03
@@ -71,7 +71,8 @@ class RouterConfig:
     def validate(self) -> None:
         for key in ("tick_interval", "request_groups", "latency_samples_per_group",
                     "latency_median_ms", "latency_sigma", "slow_median_ms", "latency_window",
-                    "stale_route_seconds", "register_interval", "burst_mean_seconds"):
+                    "stale_route_seconds", "register_interval", "burst_mean_seconds",
+                    "max_component_tags"):
             positive(getattr(self, key), key)
         for key in ("requests_per_second", "bursts_per_hour", "access_log_per_second"):
             if getattr(self, key) < 0:
@@ -123,11 +124,11 @@ class Router(Simulation):
     def __init__(self, component: Any, config: RouterConfig, rng: random.Random,
                  clock: Clock = wall_clock) -> None:
         super().__init__(component, config, rng, clock)
-        self.table = RouteTable()
+        # Routers on one NATS connection (a fleet) share this; see RouteFeed and Fanout.
+        self.routes = RouteFeed(clock, config.popularity_exponent, config.stale_route_seconds)
         self.daily = DailyCurve(config.peak_hour_utc, config.daily_trough)
         self.bursts = Bursts(rng, config.bursts_per_hour, config.burst_max_multiplier,
                              config.burst_mean_seconds)
-        self.popularity = Popularity(rng, config.popularity_exponent)
         self.latency = LatencyModel(rng, config.latency_median_ms / 1000.0, config.latency_sigma,
                                     config.slow_fraction, config.slow_median_ms / 1000.0)
         now = clock()
@@ -137,12 +138,9 @@ class Router(Simulation):
         self.bad_requests = 0
         self.bad_gateways = 0
         self.access_log_lines = 0
-        self.last_registry_update = now
-        self._app_scale: dict[str, float] = {}
-        self._popularity_version = -1
         self._last_step: float | None = None
-        self._next_prune = now + PRUNE_EVERY
         self._log_tokens = 0.0
+        self._joined = False
         component.varz.update(self.all.to_varz(now), requests_per_sec=0.0,
                               tags={"component": {}}, urls=0, droplets=0, bad_requests=0,
                               bad_gateways=0, top10_app_requests=[],
@@ -154,12 +152,20 @@ class Router(Simulation):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def subscribe(self) -> None:
-        m = self.messages
-        await m.subscribe("router.register", self.on_register)
-        await m.subscribe("router.unregister", self.on_unregister)
-        await m.subscribe("droplet.exited", self.on_exited)
-        await m.subscribe("router.greet", self.on_greet)
-        m.publish("router.start", self.greeting())   # DEAs register everything at once
+        self.routes = await self.routes.join(self.component)
+        self._joined = True
+        await self.messages.subscribe("router.greet", self.on_greet)
+        self.messages.publish("router.start", self.greeting())   # DEAs register everything
+
+    async def shutdown(self) -> None:
+        if self._joined:
+            self._joined = False
+            await self.routes.leave(self.component)
+        await super().shutdown()
+
+    @property
+    def table(self) -> RouteTable:
+        return self.routes.table
 
     def greeting(self) -> dict[str, Any]:
         return {"id": self.component.uuid, "hosts": [self.component.host.rpartition(":")[0]
@@ -170,17 +176,13 @@ class Router(Simulation):
     # -- NATS handlers ---------------------------------------------------------------------
 
     def on_register(self, payload: dict[str, Any], reply: str) -> None:
-        now = self.clock()
-        self.table.register(payload, now)
-        self.last_registry_update = now
+        self.routes.on_register(payload, reply)
 
     def on_unregister(self, payload: dict[str, Any], reply: str) -> None:
-        if self.table.unregister(payload):
-            self.last_registry_update = self.clock()
+        self.routes.on_unregister(payload, reply)
 
     def on_exited(self, payload: dict[str, Any], reply: str) -> None:
-        if payload.get("reason") == "CRASHED" and payload.get("private_instance_id"):
-            self.table.mark_dead(str(payload["private_instance_id"]))
+        self.routes.on_exited(payload, reply)
 
     def on_greet(self, payload: dict[str, Any], reply: str) -> None:
         if reply:
@@ -196,20 +198,15 @@ class Router(Simulation):
         cfg = self.config
         dt = 0.0 if self._last_step is None else max(0.0, now - self._last_step)
         self._last_step = now
-        if now >= self._next_prune:
-            self._next_prune = now + PRUNE_EVERY
-            if self.table.prune(now, cfg.stale_route_seconds):
-                self.last_registry_update = now
-        if self.table.version != self._popularity_version:
-            self._popularity_version = self.table.version
-            self.popularity.set_keys(self.table.by_app)
+        self.routes.refresh(now)
+        popularity = self.routes.popularity
         load = self.daily.factor(now) * self.bursts.factor(now)
         self._log_tokens = min(max(1.0, cfg.access_log_per_second),
                                self._log_tokens + cfg.access_log_per_second * dt)
         arrived = poisson(self.rng, cfg.requests_per_second * load * dt)
         if arrived == 0:
             return
-        if not self.popularity.keys:
+        if not popularity.keys:
             self.bad_requests += arrived   # no routes at all: every request is a 404
             return
         unknown = binomial(self.rng, arrived, cfg.unknown_host_fraction)
@@ -222,7 +219,7 @@ class Router(Simulation):
         overload = max(0.0, load - 1.2)            # bursts push backends into 503s
         share_5xx = min(0.5, cfg.share_5xx * (1.0 + 40.0 * overload))
         latency_scale = 0.8 + 0.3 * load
-        for i, app_id in enumerate(self.popularity.pick(groups)):
+        for i, app_id in enumerate(popularity.pick(self.rng, groups)):
             self._group(now, app_id, size + (1 if i < extra else 0), share_5xx, latency_scale)
 
     def _group(self, now: float, app_id: str, size: int, share_5xx: float,
@@ -244,13 +241,13 @@ class Router(Simulation):
                 n3, n4, n5, nx, n2 = 0, 0, size, 0, 0
             statuses = {"2xx": n2, "3xx": n3, "4xx": n4, "5xx": n5, "xxx": nx}
             samples = min(size, cfg.latency_samples_per_group)
-            weight = size / samples
-            scale = latency_scale * self._scale(app_id)
-            for _ in range(samples):
+            weight, heavier = divmod(size, samples)      # integer weights summing to size
+            scale = latency_scale * self.routes.app_scale(app_id)
+            for i in range(samples):
                 seconds = self.latency.sample(scale)
-                self.all.observe(now, seconds, weight)
+                self.all.observe(now, seconds, weight + (i < heavier))
                 if tag is not None:
-                    tag.observe(now, seconds, weight)
+                    tag.observe(now, seconds, weight + (i < heavier))
         self.all.count(now, size, statuses)
         if tag is not None:
             tag.count(now, size, statuses)
@@ -262,15 +259,9 @@ class Router(Simulation):
         if not component:
             return None
         metric = self.tags.get(component)
-        if metric is None:
+        if metric is None and len(self.tags) < self.config.max_component_tags:
             metric = self.tags[component] = HttpMetric(self.clock(), self.config.latency_window)
         return metric
-
-    def _scale(self, app_id: str) -> float:
-        scale = self._app_scale.get(app_id)
-        if scale is None:
-            scale = self._app_scale[app_id] = lognormal(self.rng, 1.0, 0.5)
-        return scale
 
     def _access_log(self, now: float, endpoint: Endpoint, statuses: dict[str, int]) -> None:
         rng = self.rng
@@ -280,7 +271,7 @@ class Router(Simulation):
             classes = [c for c, n in statuses.items() if n]
             status_class = rng.choices(classes, weights=[statuses[c] for c in classes])[0]
             code = rng.choice(STATUS_CODES[status_class])
-            seconds = self.latency.sample(self._scale(endpoint.app_id))
+            seconds = self.latency.sample(self.routes.app_scale(endpoint.app_id))
         uri = min(endpoint.uris) if endpoint.uris else "-"
         client = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
         stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%d/%m/%Y:%H:%M:%S.%f")[:-3]
@@ -308,8 +299,8 @@ class Router(Simulation):
             bad_requests=self.bad_requests,
             bad_gateways=self.bad_gateways,
             top10_app_requests=self.top_apps.top(now),
-            ms_since_last_registry_update=max(0, int((now - self.last_registry_update) * 1000)),
-            dead_endpoints=sum(1 for e in self.table.endpoints.values() if e.dead),
+            ms_since_last_registry_update=max(0, int((now - self.routes.last_update) * 1000)),
+            dead_endpoints=self.table.dead,
             access_log_lines=self.access_log_lines,
-            bad_messages=self.messages.bad_messages,
+            bad_messages=self.messages.bad_messages + self.routes.bad_messages,
         )

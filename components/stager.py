@@ -4,16 +4,15 @@ Tasks arrive at random (`pushes_per_minute`, daily-shaped) or on request over NA
 (`staging`, queue group "stagers", as Cloud Foundry V1's stager listened). At most
 `max_concurrent` run at once; the rest wait, up to `max_pending`. A task detects a buildpack,
 compiles for a drawn time and uploads a droplet; it can fail on the way (see REASONS). A
-finished droplet is placed on DEAs known from `dea.advertise` (stack, free memory, fewest
-instances of that app first, as Cloud Controller's DEA pool did) with one `dea.<uuid>.start`
-per instance; no DEA with room means InsufficientResources. A request with a reply subject is
-answered when its task ends. Cloud Foundry had no per-task staging varz; ours is in docs/varz.md.
+finished droplet is placed on DEAs known from `dea.advertise` (see DeaPool) with one
+`dea.<uuid>.start` per instance; no DEA with room means InsufficientResources. A request with a
+reply subject is answered when its task ends. Cloud Foundry had no per-task staging varz; ours
+is in docs/varz.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 import random
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 from components.config import ConfigError, positive
 from components.sim.clock import Clock, wall_clock
+from components.sim.dea_pool import DeaPool
 from components.sim.histogram import SlidingHistogram
 from components.sim.instance import AppSpec
 from components.sim.rng import hex_id, lognormal, poisson
@@ -102,7 +102,9 @@ class Stager(Simulation):
         self.daily = DailyCurve()
         self.pending: deque[Task] = deque()
         self.active: list[Task] = []
-        self.deas: dict[str, tuple[float, dict[str, Any]]] = {}   # uuid → (heard at, advert)
+        # Stagers on one NATS connection (a fleet) share this; see DeaPool and Fanout.
+        self.pool = DeaPool(clock, config.advertisement_ttl)
+        self._joined = False
         self.received = 0
         self.succeeded = 0
         self.failed = 0
@@ -124,23 +126,24 @@ class Stager(Simulation):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def subscribe(self) -> None:
-        m = self.messages
-        await m.subscribe("dea.advertise", self.on_advertise)
-        await m.subscribe("dea.shutdown", self.on_dea_shutdown)
-        await m.subscribe("staging", self.on_request, queue="stagers")
-        m.publish("dea.locate", {})   # DEAs answer with an advertisement right away
+        self.pool = await self.pool.join(self.component)
+        self._joined = True
+        await self.messages.subscribe("staging", self.on_request, queue="stagers")
+        self.messages.publish("dea.locate", {})   # DEAs answer with an advertisement soon
+
+    async def shutdown(self) -> None:
+        if self._joined:
+            self._joined = False
+            await self.pool.leave(self.component)
+        await super().shutdown()
 
     # -- NATS handlers ---------------------------------------------------------------------
 
     def on_advertise(self, payload: dict[str, Any], reply: str) -> None:
-        dea_id = payload["id"]
-        if not isinstance(dea_id, str) or not isinstance(payload.get("available_memory", 0),
-                                                         (int, float)):
-            raise ValueError("id must be a string and available_memory a number")
-        self.deas[dea_id] = (self.clock(), payload)
+        self.pool.on_advertise(payload, reply)
 
     def on_dea_shutdown(self, payload: dict[str, Any], reply: str) -> None:
-        self.deas.pop(str(payload.get("id")), None)
+        self.pool.on_shutdown(payload, reply)
 
     def on_request(self, payload: dict[str, Any], reply: str) -> None:
         """`staging` {app_id?, name?, memory?, instances?, uris?}: stage (and start) an app."""
@@ -219,7 +222,7 @@ class Stager(Simulation):
         if task.failure:
             self._finish(task, now, task.failure)
             return
-        placements = self._place(task.app)
+        placements = self.pool.place(task.app, self.rng, self.clock())
         if not placements:
             self._finish(task, now, NO_RESOURCES)
             return
@@ -247,36 +250,6 @@ class Stager(Simulation):
                 "buildpack": task.buildpack or None, "droplet_bytes": task.droplet_bytes,
                 "duration_seconds": duration, "deas": deas or []})
 
-    def _place(self, app: AppSpec) -> list[str]:
-        """A DEA per instance index; a DEA's advertised room is spent as instances land."""
-        now = self.clock()
-        room: dict[str, list[Any]] = {}
-        for dea_id, (heard, advert) in list(self.deas.items()):
-            if now - heard > self.config.advertisement_ttl:
-                del self.deas[dea_id]
-            elif app.stack in advert.get("stacks", [app.stack]):
-                counts = advert.get("app_id_to_count") or {}
-                room[dea_id] = [advert.get("available_memory", 0),
-                                advert.get("available_disk", math.inf),
-                                counts.get(app.app_id, 0)]
-        placements = []
-        for _ in range(app.instances):
-            fits = [d for d, (mem, disk, _) in room.items()
-                    if mem >= app.mem_mb and disk >= app.disk_mb]
-            if not fits:
-                break
-            fewest = min(room[d][2] for d in fits)
-            best = sorted((d for d in fits if room[d][2] == fewest), key=lambda d: -room[d][0])
-            dea_id = self.rng.choice(best[:5])
-            room[dea_id][0] -= app.mem_mb
-            room[dea_id][1] -= app.disk_mb
-            room[dea_id][2] += 1
-            placements.append(dea_id)
-        for dea_id in placements:   # spend it in the adverts too, until the next ones arrive
-            advert = self.deas[dea_id][1]
-            advert["available_memory"] = advert.get("available_memory", 0) - app.mem_mb
-        return placements
-
     # -- varz and health -------------------------------------------------------------------
 
     def refresh(self, varz: dict[str, Any]) -> None:
@@ -296,10 +269,9 @@ class Stager(Simulation):
             queue_wait_seconds=waits,
             droplet_bytes_total=self.droplet_bytes,
             instances_placed=self.instances_placed,
-            deas_known=sum(1 for heard, _ in self.deas.values()
-                           if now - heard <= self.config.advertisement_ttl),
+            deas_known=self.pool.known(now),
             max_concurrent=self.config.max_concurrent,
-            bad_messages=self.messages.bad_messages,
+            bad_messages=self.messages.bad_messages + self.pool.bad_messages,
         )
 
     def health(self) -> str | None:

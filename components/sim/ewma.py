@@ -11,15 +11,15 @@ import math
 
 INTERVAL = 5.0
 WINDOWS_MINUTES = (1, 5, 15)
+ALPHAS = tuple(1.0 - math.exp(-INTERVAL / 60.0 / m) for m in WINDOWS_MINUTES)
 
 
 class Meter:
     """Per-second rates [1m, 5m, 15m]; the first interval seeds all three (no slow ramp-up)."""
 
-    __slots__ = ("_alphas", "_rates", "_pending", "_last", "_seeded")
+    __slots__ = ("_rates", "_pending", "_last", "_seeded")
 
     def __init__(self, now: float) -> None:
-        self._alphas = tuple(1.0 - math.exp(-INTERVAL / 60.0 / m) for m in WINDOWS_MINUTES)
         self._rates = [0.0, 0.0, 0.0]
         self._pending = 0.0
         self._last = now
@@ -38,7 +38,7 @@ class Meter:
         if ticks <= 0:
             return
         instant = self._pending / INTERVAL
-        for i, alpha in enumerate(self._alphas):
+        for i, alpha in enumerate(ALPHAS):
             rate = self._rates[i] + alpha * (instant - self._rates[i]) if self._seeded else instant
             if ticks > 1:
                 rate *= (1.0 - alpha) ** (ticks - 1)

@@ -1,8 +1,8 @@
 """A real sliding-window histogram: bucket counts per time slot, quantiles over the last window.
 
 gorouter kept an exponentially decaying reservoir of 1028 samples; here every observation
-counts, in log-spaced buckets (relative width `growth`), kept per time slot so that what falls
-out of the window is dropped exactly. Recording costs one log() whatever the weight, so a
+counts, in log-spaced buckets (relative width `growth`, stored sparsely), kept per time slot so
+that what falls out of the window is dropped exactly. Recording costs one log() whatever the weight, so a
 simulated tick can record "n requests took about x seconds" as one weighted observation.
 Quantiles interpolate geometrically inside a bucket, within ±(growth-1)/2 of the true value.
 """
@@ -10,7 +10,6 @@ Quantiles interpolate geometrically inside a bucket, within ±(growth-1)/2 of th
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Iterable
 
 DEFAULT_QUANTILES = ("50", "75", "90", "95", "99")
@@ -19,15 +18,18 @@ DEFAULT_QUANTILES = ("50", "75", "90", "95", "99")
 class _Slot:
     __slots__ = ("number", "counts", "count", "total")
 
-    def __init__(self, number: int, buckets: int) -> None:
+    def __init__(self, number: int) -> None:
         self.number = number
-        self.counts = [0.0] * buckets
-        self.count = 0.0
+        self.counts: dict[int, float] = {}   # sparse: a quiet route touches few buckets
+        self.count: float = 0
         self.total = 0.0
 
 
 class SlidingHistogram:
     """Observations of the last `window` seconds, in `slots` time slots of equal width."""
+
+    __slots__ = ("window", "slot_width", "slots", "low", "high", "growth", "_log_low",
+                 "_log_growth", "buckets", "_slots", "_adds", "_cached")
 
     def __init__(self, window: float = 60.0, slots: int = 6, low: float = 0.0005,
                  high: float = 120.0, growth: float = 1.2) -> None:
@@ -43,7 +45,9 @@ class SlidingHistogram:
         self._log_growth = math.log(growth)
         # bucket 0: below low; 1..n-2: [low*g^(i-1), low*g^i); n-1: at or above high
         self.buckets = math.ceil(math.log(high / low) / self._log_growth) + 2
-        self._slots: deque[_Slot] = deque()
+        self._slots: list[_Slot] = []     # oldest first; at most `slots` of them
+        self._adds = 0
+        self._cached: tuple[tuple[int, int, tuple[str, ...]], dict[str, float]] | None = None
 
     def _bucket(self, value: float) -> int:
         if value < self.low:
@@ -55,7 +59,7 @@ class SlidingHistogram:
     def _expire(self, now: float) -> int:
         number = int(now // self.slot_width)
         while self._slots and self._slots[0].number <= number - self.slots:
-            self._slots.popleft()
+            del self._slots[0]
         return number
 
     def add(self, value: float, now: float, weight: float = 1.0) -> None:
@@ -64,9 +68,11 @@ class SlidingHistogram:
             return
         number = self._expire(now)
         if not self._slots or self._slots[-1].number != number:
-            self._slots.append(_Slot(number, self.buckets))
+            self._slots.append(_Slot(number))
         slot = self._slots[-1]
-        slot.counts[self._bucket(value)] += weight
+        self._adds += 1
+        bucket = self._bucket(value)
+        slot.counts[bucket] = slot.counts.get(bucket, 0) + weight
         slot.count += weight
         slot.total += value * weight
 
@@ -81,24 +87,32 @@ class SlidingHistogram:
 
     def quantiles(self, now: float, names: Iterable[str] = DEFAULT_QUANTILES
                   ) -> dict[str, float]:
-        """{"50": p50, ...} for percentile names; 0.0 each when the window is empty."""
-        self._expire(now)
-        merged = [0.0] * self.buckets
+        """{"50": p50, ...} for percentile names; 0.0 each when the window is empty.
+
+        Cached until something is added or a slot leaves the window, so an idle histogram
+        (one of many per-route ones) costs nothing to read again.
+        """
+        names = tuple(names)
+        key = (self._adds, self._expire(now), names)
+        if self._cached is not None and self._cached[0] == key:
+            return dict(self._cached[1])
+        merged: dict[int, float] = {}
         for slot in self._slots:
-            for i, c in enumerate(slot.counts):
-                if c:
-                    merged[i] += c
-        total = sum(merged)
+            for i, c in slot.counts.items():
+                merged[i] = merged.get(i, 0) + c
+        total = sum(merged.values())
+        ordered = sorted(merged.items())
         result = {}
         for name in names:
-            result[name] = self._quantile(merged, total, float(name) / 100.0) if total else 0.0
-        return result
+            result[name] = self._quantile(ordered, total, float(name) / 100.0) if total else 0.0
+        self._cached = (key, result)
+        return dict(result)
 
-    def _quantile(self, merged: list[float], total: float, q: float) -> float:
+    def _quantile(self, ordered: list[tuple[int, float]], total: float, q: float) -> float:
         target = q * total
         cumulative = 0.0
-        for i, c in enumerate(merged):
-            if c and cumulative + c >= target:
+        for i, c in ordered:
+            if cumulative + c >= target:
                 if i == 0:
                     return self.low
                 if i == self.buckets - 1:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from components.sim.names import app_name
-from components.sim.rng import base36, child_rng, guid, hex_id, lognormal
+from components.sim.rng import base36, guid, hex_id, lognormal
 from components.sim.traffic import DailyCurve
 
 BORN, STARTING, RUNNING, STOPPING, STOPPED = "BORN", "STARTING", "RUNNING", "STOPPING", "STOPPED"
@@ -93,8 +93,6 @@ class Instance:
         self.state_timestamp = now
         self.timestamps = {state: now}
         self.crash_factor = lognormal(rng, 1.0, 0.8)    # some apps are flakier than others
-        # Usage drifts on its own stream: scrapes must not shift the main simulation's draws.
-        self._noise = child_rng(rng)
         self._mem_target = rng.uniform(0.25, 0.8)
         self._mem_fraction = 0.05
         self._droplet_bytes = int(lognormal(rng, 60, 0.5) * MIB)
@@ -106,20 +104,24 @@ class Instance:
         self.state_timestamp = now
         self.timestamps[state] = now
 
-    def usage(self, now: float, daily: DailyCurve) -> tuple[int, int, float]:
-        """(used memory bytes, used disk bytes, cpu share) now, drifting since the last call."""
+    def usage(self, now: float, daily: DailyCurve, noise: random.Random
+              ) -> tuple[int, int, float]:
+        """(used memory bytes, used disk bytes, cpu share) now, drifting since the last call.
+
+        `noise` is a stream of its own: scrapes must not shift the main simulation's draws.
+        """
         if self.state not in ALIVE:
             return 0, 0, 0.0
         dt = max(0.0, now - self._usage_at)
         self._usage_at = now
         pull = 1.0 - math.exp(-dt / 30.0)
-        noise = self._noise.gauss(0.0, 0.02) * math.sqrt(min(dt, 60.0) / 60.0)
-        self._mem_fraction += (self._mem_target - self._mem_fraction) * pull + noise
+        jitter = noise.gauss(0.0, 0.02) * math.sqrt(min(dt, 60.0) / 60.0)
+        self._mem_fraction += (self._mem_target - self._mem_fraction) * pull + jitter
         self._mem_fraction = min(0.99, max(0.02, self._mem_fraction))
         running_since = self.timestamps.get(RUNNING, now)
         disk = self._droplet_bytes + int((now - running_since) / 60.0 * MIB)
         disk = min(disk, int(self.app.disk_mb * MIB * 0.9))
-        cpu = self._cpu_base * daily.factor(now) * math.exp(self._noise.gauss(0.0, 0.3))
+        cpu = self._cpu_base * daily.factor(now) * math.exp(noise.gauss(0.0, 0.3))
         return int(self._mem_fraction * self.app.mem_mb * MIB), disk, round(cpu, 4)
 
     def route(self, dea_uuid: str, host_ip: str, dea_index: int) -> dict[str, Any]:
@@ -128,8 +130,8 @@ class Instance:
                 "host": host_ip, "port": self.port, "tags": {"component": f"dea-{dea_index}"},
                 "private_instance_id": self.private_instance_id}
 
-    def to_varz(self, now: float, daily: DailyCurve) -> dict[str, Any]:
-        mem, disk, cpu = self.usage(now, daily)
+    def to_varz(self, now: float, daily: DailyCurve, noise: random.Random) -> dict[str, Any]:
+        mem, disk, cpu = self.usage(now, daily, noise)
         app = self.app
         attributes: dict[str, Any] = {
             "executableFile": "deprecated",

@@ -1,17 +1,17 @@
-"""A component's JSON traffic on NATS: decode inbound messages, queue outbound ones.
+"""A component's JSON traffic on NATS: handlers for inbound messages, a queue for outbound ones.
 
 Models stay synchronous: handlers receive a decoded dict and call `publish`, which only queues;
-`flush` sends the queue. Malformed or unexpected input is logged, counted in `bad_messages` and
-survived, as is a handler raising on odd content.
+`flush` sends the queue. Subscriptions go through the connection's `Fanout`, so components
+sharing a connection share one NATS subscription per subject. Malformed or unexpected input is
+logged, counted in `bad_messages` and survived, as is a handler raising on odd content.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
-Handler = Callable[[dict[str, Any], str], None]   # (payload, reply subject or "")
+from components.sim.fanout import Fanout, Handler
 
 
 class Messages:
@@ -22,7 +22,7 @@ class Messages:
         self.publish_errors = 0
         self.bad_messages = 0
         self._failing = False
-        self._subscriptions: list[Any] = []
+        self._tokens: list[tuple[str, str, int]] = []
 
     def publish(self, subject: str, payload: dict[str, Any]) -> None:
         self.outbox.append((subject, payload))
@@ -47,40 +47,11 @@ class Messages:
             self._failing = False
 
     async def subscribe(self, subject: str, handler: Handler, queue: str = "") -> None:
-        async def callback(msg: Any) -> None:
-            payload = self.decode(msg.subject, msg.data)
-            if payload is None:
-                return
-            try:
-                handler(payload, msg.reply or "")
-            except Exception as e:  # odd content must not kill the component
-                self.bad_messages += 1
-                self.component.log.warning("Ignored message on {} that could not be handled: {!r}",
-                                           msg.subject, e)
-                return
-            await self.flush()
-
-        self._subscriptions.append(
-            await self.component.nc.subscribe(subject, queue=queue, cb=callback))
-
-    def decode(self, subject: str, data: bytes) -> dict[str, Any] | None:
-        if not data:
-            return {}
-        try:
-            payload = json.loads(data)
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            self.bad_messages += 1
-            self.component.log.warning("Ignored a message on {} that is not a JSON object",
-                                       subject)
-            return None
-        return payload
+        self._tokens.append(await Fanout.of(self.component.nc).add(subject, queue, self, handler))
 
     async def close(self) -> None:
-        for sub in self._subscriptions:
-            try:
-                await sub.unsubscribe()
-            except Exception:
-                pass
-        self._subscriptions.clear()
+        if self._tokens:
+            fanout = Fanout.of(self.component.nc)
+            for token in self._tokens:
+                await fanout.remove(token)
+            self._tokens.clear()

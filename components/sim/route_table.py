@@ -4,12 +4,23 @@ Endpoints are keyed by `private_instance_id` when the DEA sends one (host:port o
 simulated fleet many DEAs share one IP, so host:port alone would collide. An endpoint not
 re-registered within the stale threshold is pruned, as gorouter did. `droplet.exited` marks
 an endpoint dead: the router keeps routing to it (and answering 502) until it is unregistered.
+`RouteFeed` wraps the table with what every router derives from it alike.
 """
 
 from __future__ import annotations
 
+import hashlib
+import math
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
+
+from components.sim.clock import Clock
+from components.sim.feed import Feed
+from components.sim.fanout import Handler
+from components.sim.traffic import Popularity
+
+PRUNE_EVERY = 5.0
 
 
 @dataclass
@@ -34,6 +45,7 @@ class RouteTable:
         self.endpoints: dict[str, Endpoint] = {}
         self.by_app: dict[str, dict[str, Endpoint]] = {}
         self.version = 0            # bumped when the set of apps or endpoints changes
+        self.dead = 0               # endpoints marked dead
 
     def register(self, msg: dict[str, Any], now: float) -> None:
         """Add or refresh the endpoint; raises ValueError on a malformed message."""
@@ -71,6 +83,7 @@ class RouteTable:
         if endpoint is None or endpoint.dead:
             return False
         endpoint.dead = True
+        self.dead += 1
         return True
 
     def prune(self, now: float, stale_after: float) -> int:
@@ -103,9 +116,66 @@ class RouteTable:
                 del self.uris[uri]
 
     def _remove(self, endpoint: Endpoint) -> None:
-        self.endpoints.pop(endpoint.key, None)
+        if self.endpoints.pop(endpoint.key, None) is not None and endpoint.dead:
+            self.dead -= 1
         app = self.by_app.get(endpoint.app_id)
         if app is not None:
             app.pop(endpoint.key, None)
             if not app:
                 del self.by_app[endpoint.app_id]
+
+
+class RouteFeed(Feed):
+    """What routers learn from the DEAs: the table, when it last changed, app popularity and
+    each app's latency scale (a slow app is slow whichever router sends to it)."""
+
+    key = "router.routes"
+
+    def __init__(self, clock: Clock, popularity_exponent: float = 1.1,
+                 stale_after: float = 120.0) -> None:
+        super().__init__()
+        self.clock = clock
+        self.table = RouteTable()
+        self.stale_after = stale_after
+        self.popularity = Popularity(popularity_exponent)
+        self.last_update = clock()
+        self._popularity_version = -1
+        self._next_prune = self.last_update + PRUNE_EVERY
+        self._scales: dict[str, float] = {}
+
+    def handlers(self) -> dict[str, Handler]:
+        return {"router.register": self.on_register, "router.unregister": self.on_unregister,
+                "droplet.exited": self.on_exited}
+
+    def on_register(self, payload: dict[str, Any], reply: str) -> None:
+        now = self.clock()
+        self.table.register(payload, now)
+        self.last_update = now
+
+    def on_unregister(self, payload: dict[str, Any], reply: str) -> None:
+        if self.table.unregister(payload):
+            self.last_update = self.clock()
+
+    def on_exited(self, payload: dict[str, Any], reply: str) -> None:
+        if payload.get("reason") == "CRASHED" and payload.get("private_instance_id"):
+            self.table.mark_dead(str(payload["private_instance_id"]))
+
+    def refresh(self, now: float) -> None:
+        """Prune stale routes (every few seconds) and re-rank apps after table changes."""
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_EVERY
+            if self.table.prune(now, self.stale_after):
+                self.last_update = now
+        if self.table.version != self._popularity_version:
+            self._popularity_version = self.table.version
+            self.popularity.set_keys(self.table.by_app)
+            self._scales = {a: s for a, s in self._scales.items() if a in self.table.by_app}
+
+    def app_scale(self, app_id: str) -> float:
+        """A lognormal factor (median 1, sigma 0.5) fixed per app by a hash of its id."""
+        scale = self._scales.get(app_id)
+        if scale is None:
+            digest = hashlib.blake2b(app_id.encode(), digest_size=8).digest()
+            u = (int.from_bytes(digest, "big") + 0.5) / 2.0 ** 64
+            scale = self._scales[app_id] = math.exp(0.5 * NormalDist().inv_cdf(u))
+        return scale

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import hashlib
 import math
 import random
 from collections.abc import Iterable
@@ -64,12 +65,16 @@ class Bursts:
 
 
 class Popularity:
-    """Zipf weights over a changing set of keys; a key's rank comes from a score drawn once."""
+    """Zipf weights over a changing set of keys, ranked by a stable hash of each key.
 
-    def __init__(self, rng: random.Random, exponent: float = 1.1) -> None:
-        self.rng = rng
+    Popularity is a property of an app, not of whoever routes to it: every router (and every
+    run) ranks the same apps alike, and routers sharing a route table can share this too.
+    """
+
+    def __init__(self, exponent: float = 1.1, salt: str = "") -> None:
         self.exponent = exponent
-        self._scores: dict[str, float] = {}
+        self.salt = salt
+        self._scores: dict[str, int] = {}
         self._keys: list[str] = []
         self._cumulative: list[float] = []
 
@@ -81,9 +86,10 @@ class Popularity:
         """Replace the key set (cheap to call only when it changed)."""
         wanted = set(keys)
         self._scores = {k: s for k, s in self._scores.items() if k in wanted}
-        for key in sorted(wanted - self._scores.keys()):   # sorted: draw order is reproducible
-            self._scores[key] = self.rng.random()
-        self._keys = sorted(wanted, key=lambda k: (-self._scores[k], k))
+        for key in wanted - self._scores.keys():
+            digest = hashlib.blake2b(f"{self.salt}{key}".encode(), digest_size=8).digest()
+            self._scores[key] = int.from_bytes(digest, "big")
+        self._keys = sorted(wanted, key=lambda k: (self._scores[k], k))
         total, self._cumulative = 0.0, []
         for rank in range(1, len(self._keys) + 1):
             total += rank ** -self.exponent
@@ -96,9 +102,9 @@ class Popularity:
         rank = self._keys.index(key) + 1
         return rank ** -self.exponent / self._cumulative[-1]
 
-    def pick(self, k: int) -> list[str]:
+    def pick(self, rng: random.Random, k: int) -> list[str]:
         if not self._keys or k <= 0:
             return []
         total = self._cumulative[-1]
-        cumulative, keys, rnd = self._cumulative, self._keys, self.rng.random
+        cumulative, keys, rnd = self._cumulative, self._keys, rng.random
         return [keys[bisect.bisect_left(cumulative, rnd() * total)] for _ in range(k)]

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import urllib.request
 from typing import Any
 
+from components.bus import Bus, NatsConfig
+from components.reference import create
+from components.runtime import Component, ComponentConfig
 from tests.components.conftest import eventually, http_get, varz
 from tests.components.reference_helpers import next_json, started
+from tests.services import NatsServer
 from tests.components.varz_schema import check_dea, check_router, check_stager
 
 __all__ = ["started"]
 
 FAST_DEA = dict(tick_interval=0.1, born_seconds=0.1, start_seconds=0.2, advertise_interval=0.5,
                 start_failure_probability=0.0, app_stops_per_hour=0.0, evacuation_seconds=0.0)
+FAST_STAGER = dict(tick_interval=0.1, pushes_per_minute=0.0, detect_seconds=0.1,
+                   compile_seconds=0.2)
 STEADY_ROUTER = dict(tick_interval=0.1, bursts_per_hour=0.0, unknown_host_fraction=0.0)
 
 
@@ -95,3 +103,69 @@ async def test_a_staged_app_runs_on_a_dea_and_takes_traffic(started: Any, nc: An
     check_router(await varz(router_comp))
     assert dea_varz["start_requests"] == 2 and dea_varz["available_memory_ratio"] < 1.0
     assert stager_varz["tasks_succeeded"] == 1 and stager_varz["instances_placed"] == 2
+
+
+def subscriptions(server: NatsServer, name: str) -> list[str]:
+    """Subjects the server holds for the named client connection (from its /connz)."""
+    url = f"http://127.0.0.1:{server.monitor_port}/connz?subs=1"
+    with urllib.request.urlopen(url, timeout=5) as r:
+        conns = json.load(r)["connections"]
+    return [sub for c in conns if c.get("name") == name for sub in c.get("subscriptions_list", [])]
+
+
+async def test_a_fleet_on_one_connection_shares_subscriptions(nats_server: NatsServer) -> None:
+    """As in the fleet runner: many components, one connection, one subscription per subject."""
+    bus = await Bus.connect(NatsConfig(servers=(nats_server.url,), reconnect_wait=0.1), "mini")
+    comps: list[Component] = []
+    sims: list[Any] = []
+    tasks: list[asyncio.Task[None]] = []
+    for kind, type_, index, options in (
+            ("router", "Router", 0, STEADY_ROUTER), ("router", "Router", 1, STEADY_ROUTER),
+            ("router", "Router", 2, STEADY_ROUTER),
+            ("dea", "DEA", 0, dict(FAST_DEA, initial_apps=3, crashes_per_hour=0.0)),
+            ("stager", "Stager", 0, FAST_STAGER), ("stager", "Stager", 1, FAST_STAGER)):
+        comp = Component(type_, ComponentConfig(index=index), bus=bus)
+        sims.append(create(kind, comp, replace_config(kind, options)))
+        comps.append(comp)
+    try:
+        for comp in comps:
+            await comp.start()
+        tasks = [asyncio.create_task(sim.run()) for sim in sims]
+        routers, dea = comps[:3], comps[3]
+
+        async def all_routed() -> bool:
+            registry = (await varz(dea))["instance_registry"]
+            uris = {i["application_uris"][0] for a in registry.values() for i in a.values()
+                    if i["state"] == "RUNNING"}
+            tables = [json.loads((await http_get(r, "/routes"))[1]) for r in routers]
+            return len(uris) == 3 and all(set(t) == uris for t in tables)
+        await eventually(all_routed, what="every router to route the DEA's apps")
+        subjects = subscriptions(nats_server, "mini")
+        for subject in ("router.register", "router.unregister", "droplet.exited",
+                        "dea.advertise", "router.start", "staging"):
+            assert subjects.count(subject) == 1, (subject, subjects)
+        assert sims[0].routes is sims[1].routes is sims[2].routes
+        assert sims[4].pool is sims[5].pool
+
+        reply = await bus.client.request("staging", b'{"name": "once"}', timeout=10)
+        assert json.loads(reply.data)["name"] == "once"
+        received = [(await varz(c))["tasks_received"] for c in comps[4:]]
+        assert sorted(received) == [0, 1]          # the queue group: one stager took it
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for sim in sims:
+            await sim.shutdown()
+        await bus.client.flush()
+        left = subscriptions(nats_server, "mini")
+        for comp in comps:
+            await comp.stop()
+        await bus.close()
+    assert not {"router.register", "dea.advertise", "staging", "router.start"} & set(left)
+
+
+def replace_config(kind: str, options: dict[str, Any]) -> Any:
+    from dataclasses import replace
+    from components.reference import COMPONENTS
+    return replace(COMPONENTS[kind][1](), **options)

@@ -62,7 +62,7 @@ def test_traffic_fills_gorouter_varz() -> None:
     assert set(tags) == {"dea-0", "dea-1"}
     assert sum(t["requests"] for t in tags.values()) == v["requests"]
     top = v["top10_app_requests"]
-    assert len(top) == 5 and top[0]["application_id"] in router.popularity.keys[:2]
+    assert len(top) == 5 and top[0]["application_id"] in router.routes.popularity.keys[:2]
     assert sum(t["rpm"] for t in top) == pytest.approx(v["requests"] / 2, rel=0.1)  # per minute
 
 

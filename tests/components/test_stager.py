@@ -88,7 +88,8 @@ def test_placement_spreads_an_app_across_deas() -> None:
     for name in ("d1", "d2", "d3"):
         stager.on_advertise(advert(name, counts={"a1": 1} if name == "d1" else {}), "")
     app = AppSpec("a1", "web", "v1", ("web.test",), instances=2)
-    assert sorted(stager._place(app)) == ["d2", "d3"]   # fewest instances of the app first
+    # fewest instances of the app first
+    assert sorted(stager.pool.place(app, stager.rng, clock())) == ["d2", "d3"]
 
 
 def test_queue_bound_and_requests_with_replies() -> None:
