@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import sys
@@ -16,6 +17,11 @@ from components.config import ConfigError, load
 from components.logs import process_logging
 
 DEFAULT_STATUS_URL = "http://127.0.0.1:9190"
+# A fleet is millions of long-lived objects (targets, jobs, connections) and every scrape
+# allocates thousands of short-lived ones: with CPython's default gen0 threshold of 700 the
+# collector spent ~40 % of its CPU re-walking the long-lived ones (benchmarks/scrape, 10,000
+# targets). Collecting gen0 every 50,000 allocations keeps the same cycles collected, later.
+GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -104,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         return check(config)
     process_logging().configure(config.log_level, config.syslog)
     logging.getLogger("fobs.collector.scheduler").setLevel(logging.ERROR)  # counted in varz
+    gc.set_threshold(*GC_THRESHOLDS)
     if args.once:
         return once(config, args.wait)
     from collector.daemon import Collector

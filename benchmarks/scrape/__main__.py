@@ -22,6 +22,7 @@ counters) and peak RSS (VmHWM). Every process started here is stopped by its pid
 from __future__ import annotations
 
 import argparse
+import http.client
 import base64
 import json
 import os
@@ -42,10 +43,16 @@ USER, PASSWORD = "u", "p"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """n distinct loopback ports that were free a moment ago (bound together, so distinct)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
 
 
 def cpu_seconds(pid: int) -> float:
@@ -75,7 +82,7 @@ def wait_until(check: Any, what: str, timeout: float) -> None:
         try:
             if check():
                 return
-        except OSError:
+        except (OSError, ValueError, KeyError, http.client.HTTPException):
             pass
         time.sleep(0.25)
     raise SystemExit(f"benchmark: {what} not ready after {timeout:.0f}s")
@@ -154,7 +161,7 @@ def start_fleet(procs: Processes, nats_url: str, targets: int, parts: int) -> li
 
 def bench_fobs(procs: Processes, nats_url: str, targets: int, interval: float, window: float,
                healthz: bool) -> Figures:
-    status_port, varz_port = free_port(), free_port()
+    status_port, varz_port = free_ports(2)
     out = procs.workdir / "points.lp"
     config = procs.workdir / "collector.toml"
     config.write_text(f"""
@@ -219,7 +226,7 @@ keep = 1
 
 def bench_prometheus(procs: Processes, groups: list[dict], targets: int, interval: float,
                      window: float) -> Figures:
-    port = free_port()
+    [port] = free_ports(1)
     sd = procs.workdir / "file_sd.json"
     sd.write_text(json.dumps(groups))
     config = procs.workdir / "prometheus.yml"
@@ -286,7 +293,7 @@ def fresh_varz(url: str, auth: tuple[str, str]) -> tuple[dict, float]:
 
 
 def start_nats(procs: Processes) -> str:
-    port, monitor = free_port(), free_port()
+    port, monitor = free_ports(2)
     procs.start("nats", ["nats-server", "-a", "127.0.0.1", "-p", str(port), "-m", str(monitor)])
     wait_until(lambda: urllib.request.urlopen(f"http://127.0.0.1:{monitor}/healthz",
                                               timeout=1).status == 200, "nats-server", 20)
