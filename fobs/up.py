@@ -1,0 +1,373 @@
+"""`fobs up` — the whole stack on one machine, under the monit-style supervisor.
+
+It writes one config file per daemon under `DIR/etc`, builds a supervisor config in code and
+runs the supervisor in this process: nats-server, influxd, the syslog aggregator, the
+collector, the reference components and the alert evaluator, started in dependency order and
+kept alive. Ctrl-C or SIGTERM stops everything in reverse order.
+
+Every daemon is a child process (`python -m fobs …`), so a crash of one is a restart, never a
+crash of the stack; and the children are exactly what a user would run by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import secrets
+import shutil
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loguru import logger
+
+from components import daemon
+from components.config import ConfigError
+from components.logs import process_logging
+
+USER = "fobs"
+DEFAULT_PORTS = {"nats": 4222, "nats_monitor": 8222, "influxd": 8086, "syslog": 5514,
+                 "supervisor": 2812, "collector_status": 9190}
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "up", help="run the whole stack on this machine",
+        description="Start nats-server, influxd, the syslog aggregator, the collector, the "
+                    "reference components and the alert evaluator under the supervisor, and "
+                    "keep them alive. Ctrl-C stops everything.")
+    p.add_argument("--dir", type=Path, default=Path("var"),
+                   help="where configs, data, logs and spools go (default ./var)")
+    p.add_argument("--deas", type=int, default=2, help="number of DEAs (default 2)")
+    p.add_argument("--routers", type=int, default=2, help="number of routers (default 2)")
+    p.add_argument("--stagers", type=int, default=1, help="number of stagers (default 1)")
+    p.add_argument("--influx-url", metavar="URL",
+                   help="use this InfluxDB (1.x /write API, database 'fobs') instead of "
+                        "starting influxd")
+    p.add_argument("--alertmanager", metavar="URL", help="post alerts to this Alertmanager")
+    p.add_argument("--cycle", type=float, default=2.0,
+                   help="supervisor check cycle in seconds (default 2)")
+    p.add_argument("--varz-interval", type=float, default=10.0,
+                   help="collector /varz interval in seconds (default 10)")
+    p.add_argument("--ready-timeout", type=float, default=90.0,
+                   help="seconds to wait for every service to be OK (default 90)")
+    p.add_argument("--log-level", default="INFO", help="log level of fobs up itself")
+    p.set_defaults(handler=run)
+
+
+# -- ports and config files ---------------------------------------------------------------
+
+
+def port_free(port: int, kind: int = socket.SOCK_STREAM) -> bool:
+    with socket.socket(socket.AF_INET, kind) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+class Ports:
+    """Hands out free loopback ports, never the same one twice (the kernel might)."""
+
+    def __init__(self) -> None:
+        self.taken: set[int] = set()
+
+    def pick(self, preferred: int = 0, *, udp_too: bool = False) -> int:
+        """`preferred` when it is free (TCP, and UDP when asked), else any free port."""
+        def usable(port: int) -> bool:
+            return (port not in self.taken and port_free(port)
+                    and (not udp_too or port_free(port, socket.SOCK_DGRAM)))
+        port = preferred
+        while not (port and usable(port)):
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", 0))
+                port = int(s.getsockname()[1])
+        self.taken.add(port)
+        return port
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):  # an inline table (inside arrays of tables)
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def to_toml(data: dict[str, Any], prefix: str = "") -> str:
+    """A minimal TOML writer for the nested dicts of scalars and lists `fobs up` generates."""
+    scalars = [f"{k} = {toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    out = ([f"[{prefix}]"] if prefix and scalars else []) + scalars
+    text = "\n".join(out) + ("\n" if out else "")
+    for key, value in data.items():
+        if isinstance(value, dict):
+            text += ("\n" if text else "") + to_toml(value, f"{prefix}.{key}" if prefix else key)
+    return text
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Config files hold the stack's credentials: readable by the owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600, exist_ok=True)
+    path.chmod(0o600)
+    path.write_text(text)
+    return path
+
+
+@dataclass
+class Stack:
+    """Everything `fobs up` decided: paths, ports, credentials, what runs."""
+
+    root: Path
+    password: str
+    ports: dict[str, int]
+    influx_url: str          # "" = no InfluxDB
+    start_influxd: bool
+    influxd: str | None
+    counts: dict[str, int]
+    alertmanager: str | None
+    varz_interval: float
+    allocator: Ports = field(default_factory=Ports)
+    component_ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.ports['nats']}"
+
+    @property
+    def syslog_address(self) -> str:
+        return f"127.0.0.1:{self.ports['syslog']}"
+
+    def component(self, name: str, **extra: Any) -> dict[str, Any]:
+        """The [component] table of a daemon: fixed port (for its health check), credentials."""
+        if name not in self.component_ports:
+            self.component_ports[name] = self.allocator.pick()
+        port = self.component_ports[name]
+        return {"host": "127.0.0.1", "port": port, "user": USER, "password": self.password,
+                **extra}
+
+    def healthz(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.component_ports[name]}/healthz"
+
+
+def plan_stack(args: argparse.Namespace) -> Stack:
+    for name in ("deas", "routers", "stagers"):
+        if getattr(args, name) < 0:
+            raise ConfigError(f"--{name}: must be 0 or more")
+    if args.cycle <= 0 or args.varz_interval <= 0:
+        raise ConfigError("--cycle and --varz-interval must be greater than 0")
+    root = args.dir.resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    secret_file = root / "etc" / "password"
+    if secret_file.exists():
+        password = secret_file.read_text().strip()
+    else:
+        password = secrets.token_hex(16)
+        write_private(secret_file, password + "\n")
+    allocator = Ports()
+    ports = {name: allocator.pick(port, udp_too=name == "syslog")
+             for name, port in DEFAULT_PORTS.items()}
+    influxd = shutil.which("influxd") or next(
+        (p for p in ("/usr/bin/influxd", "/usr/sbin/influxd") if os.access(p, os.X_OK)), None)
+    start_influxd = not args.influx_url and influxd is not None
+    # "" = no InfluxDB at all: points go to a line-protocol file, no alert evaluation.
+    influx_url = args.influx_url or (f"http://127.0.0.1:{ports['influxd']}"
+                                     if start_influxd else "")
+    return Stack(root=root, password=password, ports=ports, influx_url=influx_url,
+                 start_influxd=start_influxd, influxd=influxd,
+                 counts={"dea": args.deas, "router": args.routers, "stager": args.stagers},
+                 alertmanager=args.alertmanager, varz_interval=args.varz_interval,
+                 allocator=allocator)
+
+
+def write_configs(stack: Stack) -> dict[str, Path]:
+    etc = stack.root / "etc"
+    nats = {"servers": [stack.nats_url]}
+    outputs: dict[str, Any] = {
+        "spool_dir": str(stack.root / "spool"),
+        "quarantine_dir": str(stack.root / "quarantine"),
+    }
+    if stack.influx_url:
+        outputs["influxdb_v1"] = [{"name": "influxdb", "url": stack.influx_url,
+                                   "database": "fobs"}]
+    else:
+        outputs["file"] = [{"name": "file", "path": str(stack.root / "points.lp")}]
+    files = {}
+    if stack.start_influxd:
+        data = stack.root / "influxd"
+        files["influxd"] = write_private(etc / "influxdb.conf", (
+            "reporting-enabled = false\n"
+            f'bind-address = "127.0.0.1:{stack.allocator.pick()}"\n'
+            f'[meta]\n  dir = "{data}/meta"\n'
+            f'[data]\n  dir = "{data}/data"\n  wal-dir = "{data}/wal"\n'
+            "  query-log-enabled = false\n"
+            f'[http]\n  bind-address = "127.0.0.1:{stack.ports["influxd"]}"\n'
+            "  log-enabled = false\n"
+            "[monitor]\n  store-enabled = false\n"))
+    syslog = {
+        "listen": {"udp": stack.syslog_address, "tcp": stack.syslog_address},
+        "store": {"root": str(stack.root / "logs"), "format": "json"},
+        "component": {**stack.component("syslog"), "nats": nats},
+    }
+    files["syslog"] = write_private(etc / "syslog.toml", to_toml(syslog))
+    collector = {
+        "nats": nats,
+        "component": stack.component("collector"),
+        "syslog": {"address": stack.syslog_address},
+        "scrape": {"varz_interval": stack.varz_interval},
+        "status": {"address": f"127.0.0.1:{stack.ports['collector_status']}"},
+        "outputs": outputs,
+    }
+    files["collector"] = write_private(etc / "collector.toml", to_toml(collector))
+    alerts = {
+        "influxdb": {"url": stack.influx_url, "database": "fobs"},
+        "component": {**stack.component("alerts"), "nats": nats,
+                      "syslog": {"address": stack.syslog_address}},
+    }
+    if stack.alertmanager:
+        alerts["alertmanager"] = {"urls": [stack.alertmanager]}
+    files["alerts"] = write_private(etc / "alerts.toml", to_toml(alerts))
+    for kind, count in stack.counts.items():
+        for index in range(count):
+            name = f"{kind}-{index}"
+            files[name] = write_private(etc / f"{name}.toml", to_toml({
+                "component": {**stack.component(name, index=index), "nats": nats,
+                              "syslog": {"address": stack.syslog_address}}}))
+    return files
+
+
+# -- the supervisor config ----------------------------------------------------------------
+
+
+def supervisor_config(stack: Stack, files: dict[str, Path], cycle: float) -> Any:
+    from syslog_agg.monit import (HttpCheck, HttpConfig, ProcessConfig, SupervisorConfig,
+                                  TcpCheck, UdpCheck)
+    from syslog_agg.monit.config import RestartLimit
+    run = stack.root / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    fobs = (sys.executable, "-m", "fobs")
+    creds = {"user": USER, "password": stack.password}
+    limit = RestartLimit(restarts=5, cycles=30)
+
+    def proc(name: str, command: tuple[str, ...], depends: tuple[str, ...] = (),
+             **checks: Any) -> ProcessConfig:
+        return ProcessConfig(name=name, command=command, depends_on=depends,
+                             log=str(run / f"{name}.log"), stop_timeout=10.0,
+                             restart_limit=limit, **checks)
+
+    def healthz(name: str) -> tuple[Any, ...]:
+        return (HttpCheck(url=stack.healthz(name), **creds, cycles=2, timeout=3.0),)
+
+    procs = [proc("nats", (shutil.which("nats-server") or "/usr/sbin/nats-server",
+                           "-a", "127.0.0.1", "-p", str(stack.ports["nats"]),
+                           "-m", str(stack.ports["nats_monitor"])),
+                  tcp=(TcpCheck(port=stack.ports["nats"]),))]
+    storage: tuple[str, ...] = ()
+    if stack.start_influxd:
+        assert stack.influxd is not None
+        procs.append(proc("influxd", (stack.influxd, "-config", str(files["influxd"])),
+                          http=(HttpCheck(url=f"{stack.influx_url}/ping", status=204),)))
+        storage = ("influxd",)
+    procs.append(proc("syslog", (*fobs, "syslog", "--config", str(files["syslog"])), ("nats",),
+                      udp=(UdpCheck(port=stack.ports["syslog"]),), http=healthz("syslog")))
+    procs.append(proc("collector", (*fobs, "collector", "--config", str(files["collector"])),
+                      ("nats", "syslog", *storage), http=healthz("collector")))
+    for kind, count in stack.counts.items():
+        for index in range(count):
+            name = f"{kind}-{index}"
+            procs.append(proc(name, (*fobs, "component", kind, "--config", str(files[name])),
+                              ("nats", "syslog"), http=healthz(name)))
+    if stack.influx_url:
+        procs.append(proc("alerts", (*fobs, "alerts", "run", "--config", str(files["alerts"])),
+                          ("nats", "collector", *storage), http=healthz("alerts")))
+    component = _supervisor_component(stack)
+    return SupervisorConfig(
+        cycle=cycle,
+        http=HttpConfig(address=f"127.0.0.1:{stack.ports['supervisor']}"),
+        component=component, process=tuple(procs))
+
+
+def _supervisor_component(stack: Stack) -> Any:
+    from components.bus import NatsConfig
+    from components.logs import SyslogConfig
+    from components.runtime import ComponentConfig
+    return ComponentConfig(user=USER, password=stack.password,
+                           nats=NatsConfig(servers=(stack.nats_url,)),
+                           syslog=SyslogConfig(address=stack.syslog_address))
+
+
+def build_dashboards(stack: Stack) -> Path | None:
+    if not stack.influx_url:
+        return None
+    from dashboards.build import BuildOptions, build
+    from dashboards.grafana import DatasourceSettings
+    out = stack.root / "grafana"
+    build(BuildOptions(out=out, datasource=DatasourceSettings(url=stack.influx_url,
+                                                               database="fobs")))
+    return out
+
+
+def where(stack: Stack, sup: Any, dashboards: Path | None) -> str:
+    rows = [
+        ("Supervisor status page", sup.http_url or "-"),
+        ("Collector targets", f"http://127.0.0.1:{stack.ports['collector_status']}"
+                              "/api/v1/targets"),
+        ("NATS", stack.nats_url),
+        ("InfluxDB (database fobs)", stack.influx_url or f"none: {stack.root / 'points.lp'}"),
+        ("Syslog (UDP and TCP)", stack.syslog_address),
+        ("Component logs", str(stack.root / "logs")),
+        ("Process logs", str(stack.root / "run")),
+        ("Grafana provisioning", str(dashboards / "provisioning") if dashboards else "-"),
+        ("Basic auth of every /varz", f"{USER} / see {stack.root / 'etc' / 'password'}"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    from syslog_agg.monit import Supervisor
+    from syslog_agg.monit import render
+    process_logging().configure(args.log_level)
+    stack = plan_stack(args)
+    if not stack.start_influxd and not args.influx_url:
+        logger.warning("No influxd found (Debian package 'influxdb'): points go to {} instead "
+                       "of InfluxDB, and alerts are not evaluated", stack.root / "points.lp")
+    files = write_configs(stack)
+    config = supervisor_config(stack, files, args.cycle)
+    dashboards = build_dashboards(stack)
+
+    async def main(stop: asyncio.Event) -> int:
+        sup = Supervisor(config)
+        await sup.start()
+        try:
+            all_ok = lambda: all(s["status"] == "OK" for s in sup.status()["services"])  # noqa: E731
+            waiter = asyncio.create_task(sup.wait_for(all_ok, args.ready_timeout))
+            stopped = asyncio.create_task(stop.wait())
+            await asyncio.wait({waiter, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+            if not stop.is_set():
+                if waiter.exception() is not None:
+                    waiter.cancel()
+                    logger.warning("Not every service is OK after {:g} s; see {}",
+                                   args.ready_timeout, stack.root / "run")
+                print(render.summary(sup.status()), flush=True)
+                print("fobs is up:\n" + where(stack, sup, dashboards), flush=True)
+                print("Ctrl-C stops everything.", flush=True)
+            else:
+                waiter.cancel()
+            await stop.wait()
+        finally:
+            await asyncio.shield(sup.stop())
+        return 0
+
+    return daemon.run(main)

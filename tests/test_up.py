@@ -1,0 +1,122 @@
+"""`fobs up`: the whole stack under the supervisor, as a user runs it (README quick start)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fobs.up import to_toml
+
+EVERY_TYPE = {"DEA", "Router", "Stager", "Collector", "SyslogAggregator", "Supervisor",
+              "AlertEvaluator"}
+
+
+def test_to_toml_round_trips() -> None:
+    import tomllib
+    data = {"a": 1, "b": "x\"y", "c": {"d": [1, 2], "e": {"f": True}},
+            "g": [{"name": "n", "url": "u"}]}
+    assert tomllib.loads(to_toml(data)) == data
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.load(r)
+
+
+def influx(url: str, q: str) -> list[dict[str, Any]]:
+    body = urllib.parse.urlencode({"db": "fobs", "q": q}).encode()
+    with urllib.request.urlopen(f"{url}/query", data=body, timeout=5) as r:
+        return json.load(r)["results"][0].get("series") or []
+
+
+async def until(check: Any, what: str, timeout: float = 60.0) -> Any:
+    """Poll an HTTP API (no event to await across processes) until `check()` is truthy."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            result = check()
+        except OSError:
+            result = None
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.25)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fobs", "up", "--dir", str(tmp_path / "var"),
+        "--varz-interval", "1", "--cycle", "0.5", "--deas", "2", "--routers", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)
+    assert proc.stdout is not None
+    output: list[str] = []
+    pids: list[int] = []
+    try:
+        async def read_until_up() -> None:
+            while "Ctrl-C stops everything" not in "".join(output):
+                line = await proc.stdout.readline()  # type: ignore[union-attr]
+                if not line:
+                    raise AssertionError("fobs up exited:\n" + "".join(output[-50:]))
+                output.append(line.decode())
+        await asyncio.wait_for(read_until_up(), 120)
+        text = "".join(output)
+        summary = re.findall(r"^ (\S+)\s+(OK|\S.*?)\s{2,}Process$", text, re.M)
+        assert dict(summary) == {name: "OK" for name in (
+            "nats", "influxd", "syslog", "collector", "dea-0", "dea-1", "router-0",
+            "stager-0", "alerts")}, text
+        status_url = re.search(r"Supervisor status page\s+(\S+)", text).group(1)  # type: ignore[union-attr]
+        influx_url = re.search(r"InfluxDB \(database fobs\)\s+(\S+)", text).group(1)  # type: ignore[union-attr]
+        logs = Path(re.search(r"Component logs\s+(\S+)", text).group(1))  # type: ignore[union-attr]
+        services = {s["name"]: s for s in get_json(f"{status_url}/status")["services"]}
+        pids = [s["pid"] for s in services.values() if s["pid"]]
+
+        # Every component type of the stack is in InfluxDB, scraped by the collector.
+        def types_up() -> bool:
+            series = influx(influx_url, 'SELECT last("up") FROM "scrape" WHERE '
+                                        "endpoint = 'varz' GROUP BY job")
+            return {s["tags"]["job"] for s in series if s["values"][0][1] == 1} >= EVERY_TYPE
+        await until(types_up, "every component type scraped up=1 into InfluxDB")
+        assert influx(influx_url, 'SELECT count("requests") FROM "router"')
+        # Component logs are filed per component by the syslog aggregator.
+        for component in ("dea", "router", "stager"):
+            await until(lambda c=component: list((logs / c).rglob(f"{c}.log")),
+                        f"{component} log file")
+
+        # kill -9 a DEA: the supervisor restarts it.
+        old_pid = services["dea-1"]["pid"]
+        os.kill(old_pid, signal.SIGKILL)
+
+        def restarted() -> bool:
+            dea = {s["name"]: s for s in get_json(f"{status_url}/status")["services"]}["dea-1"]
+            return bool(dea["pid"] not in (None, old_pid) and dea["status"] == "OK")
+        await until(restarted, "dea-1 restarted")
+        services = {s["name"]: s for s in get_json(f"{status_url}/status")["services"]}
+        pids = [s["pid"] for s in services.values() if s["pid"]]
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        rest, _ = await asyncio.wait_for(proc.communicate(), 60)
+        output.append(rest.decode())
+    assert proc.returncode == 0, "".join(output)[-3000:]
+    assert pids and not [pid for pid in pids if alive(pid)], "processes left behind"
