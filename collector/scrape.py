@@ -273,7 +273,6 @@ class Scraper:
     def _spawn_first(self, uuid: str, endpoint: str) -> None:
         entry = self._entries.get(uuid)
         if entry is not None:
-            entry.first.clear()
             task = asyncio.get_running_loop().create_task(self._run(uuid, endpoint, True))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -303,7 +302,7 @@ class Scraper:
                     self.stats.late += 1
                 points = await self.scrape(entry.target, endpoint, entry.handler)
             result = self.commit(points)
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 await result
         except Exception:
             logger.exception("Scrape of {} {} failed unexpectedly", uuid, endpoint)
