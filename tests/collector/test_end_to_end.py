@@ -15,7 +15,7 @@ from collector.config import CollectorConfig
 from collector.daemon import Collector
 from collector.historians.config import InfluxV1Config, OutputsConfig, RetryConfig
 from tests.collector.collector_helpers import (  # noqa: F401  (fixtures)
-    HttpTarget, collector_config, make_collector)
+    HttpTarget, collector_config, make_collector, start_component)
 from tests.components.reference_helpers import started  # noqa: F401  (fixture)
 from tests.services import Influxd
 
@@ -189,3 +189,26 @@ async def test_sigterm_flushes_everything_and_kill_9_loses_nothing(
     finally:
         for t in targets:
             await t.stop()
+
+
+async def test_influxdb_v2_api_into_victoria_metrics(
+        nats_server: Any, victoria_metrics: Any, start_component: Any, make_collector: Any,
+        tmp_path: Path) -> None:
+    from collector.cli import load_config
+    from fobs.cli import build_parser
+    await start_component("DEA", index=6)
+    args = build_parser().parse_args([   # the 2.x flags, as a user would give them
+        "collector", "--nats", nats_server.url, "--influx-url", victoria_metrics.url,
+        "--influx-org", "ops", "--influx-bucket", "fobs", "--influx-token", "t",
+        "--spool-dir", str(tmp_path / "spool"), "--varz-interval", "0.5",
+        "--healthz-interval", "0.5", "--status", "127.0.0.1:0"])
+    await make_collector(load_config(args), real_outputs=True)
+
+    def landed() -> bool:
+        series = victoria_metrics.export('scrape_up{job="DEA"}')
+        return any(s["metric"].get("index") == "6" and s["values"] for s in series)
+
+    await until(landed, "scrape_up of DEA/6 in VictoriaMetrics")
+    [series] = [s for s in victoria_metrics.export('scrape_up{job="DEA",endpoint="varz"}')]
+    assert series["metric"]["deployment"] == "untitled_dev" and set(series["values"]) == {1}
+    assert victoria_metrics.export('component_uptime_seconds{job="DEA",index="6"}')
