@@ -135,11 +135,12 @@ class Dea(Simulation):
             return
         now = self.clock()
         self.evacuating = True
-        for inst in self.instances.values():
-            if inst.state in RESERVING:
-                inst.set_state(EVACUATING, now)
-                self._unregister(inst, now)
-                self._exited(inst, now, "DEA_EVACUATION", None, "")
+        live = [inst for inst in self.instances.values() if inst.state in RESERVING]
+        self.component.log.info("Evacuating {} instances", len(live))
+        for inst in live:
+            inst.set_state(EVACUATING, now)
+            self._unregister(inst, now)
+            self._exited(inst, now, "DEA_EVACUATION", None, "")
         self.messages.publish("dea.shutdown", {"id": self.component.uuid, "ip": self.host_ip,
                                                "version": "fobs", "app_id_to_count": {}})
         await self.messages.flush()

@@ -2,7 +2,7 @@
 
 `build` gives an unstarted Component plus the simulation on a FakeClock, stepped by hand.
 `started` (a fixture factory) runs a reference component against the test's nats-server and
-stops it, evacuation included, at the end. `next_json` awaits a NATS message with a deadline.
+stops it, evacuation included, at the end. `subscribe` subscribes for sure, `next_json` awaits a NATS message with a deadline.
 """
 
 from __future__ import annotations
@@ -78,6 +78,19 @@ class FakeBus:
 def _matches(pattern: str, subject: str) -> bool:
     p, s = pattern.split("."), subject.split(".")
     return len(p) == len(s) and all(a in ("*", b) for a, b in zip(p, s))
+
+
+async def subscribe(nc: Any, subject: str) -> Any:
+    """Subscribe and make sure the server has the subscription before returning.
+
+    nats-py's flush() writes its PING straight to the socket, ahead of SUB commands still in
+    the client's pending buffer, so one flush can come back before the SUB is sent. The second
+    PING is written after the first PONG, by when the flusher has sent the SUB.
+    """
+    sub = await nc.subscribe(subject)
+    await nc.flush()
+    await nc.flush()
+    return sub
 
 
 async def next_json(sub: Any, predicate: Callable[[dict[str, Any]], bool] = lambda _: True,

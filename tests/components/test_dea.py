@@ -12,7 +12,7 @@ from components.dea import DeaConfig
 from components.sim.instance import AppSpec
 from tests.components.conftest import eventually, http_get, varz
 from tests.components.reference_helpers import (build, next_json, run_for, sent, started,
-                                                 varz_now)
+                                                 subscribe, varz_now)
 from tests.components.varz_schema import check_dea
 
 __all__ = ["started"]   # the fixture, used by name
@@ -160,9 +160,8 @@ def test_same_seed_same_story() -> None:
 
 
 async def test_dea_on_nats(started: Any, nc: Any) -> None:
-    registers = await nc.subscribe("router.register")
-    adverts = await nc.subscribe("dea.advertise")
-    await nc.flush()
+    registers = await subscribe(nc, "router.register")
+    adverts = await subscribe(nc, "dea.advertise")
     dea, comp = await started("dea", index=2, tick_interval=0.1, born_seconds=0.1,
                               start_seconds=0.2, advertise_interval=30.0, initial_apps=2,
                               evacuation_seconds=0.1, **QUIET)
@@ -191,9 +190,8 @@ async def test_dea_on_nats(started: Any, nc: Any) -> None:
         return (await varz(comp))["bad_messages"] == 3
     await eventually(counted, what="bad messages to be counted")
 
-    unregisters = await nc.subscribe("router.unregister")
-    shutdowns = await nc.subscribe("dea.shutdown")
-    await nc.flush()
+    unregisters = await subscribe(nc, "router.unregister")
+    shutdowns = await subscribe(nc, "dea.shutdown")
     running = sum(1 for i in dea.instances.values() if i.state == "RUNNING")
     await dea.shutdown()
     assert (await next_json(shutdowns))["id"] == comp.uuid

@@ -11,7 +11,7 @@ from components.bus import Bus, NatsConfig
 from components.reference import create
 from components.runtime import Component, ComponentConfig
 from tests.components.conftest import eventually, http_get, varz
-from tests.components.reference_helpers import next_json, started
+from tests.components.reference_helpers import next_json, started, subscribe
 from tests.services import NatsServer
 from tests.components.varz_schema import check_dea, check_router, check_stager
 
@@ -25,10 +25,9 @@ STEADY_ROUTER = dict(tick_interval=0.1, bursts_per_hour=0.0, unknown_host_fracti
 
 
 async def test_a_crash_on_a_dea_leads_to_unregister_and_502s(started: Any, nc: Any) -> None:
-    registers = await nc.subscribe("router.register")
-    exits = await nc.subscribe("droplet.exited")
-    unregisters = await nc.subscribe("router.unregister")
-    await nc.flush()
+    registers = await subscribe(nc, "router.register")
+    exits = await subscribe(nc, "droplet.exited")
+    unregisters = await subscribe(nc, "router.unregister")
     router, router_comp = await started("router", requests_per_second=400.0, share_5xx=0.0,
                                         **STEADY_ROUTER)
     dea, dea_comp = await started("dea", index=5, initial_apps=1, min_apps=0,
@@ -158,6 +157,7 @@ async def test_a_fleet_on_one_connection_shares_subscriptions(nats_server: NatsS
         for sim in sims:
             await sim.shutdown()
         await bus.client.flush()
+        await bus.client.flush()   # see reference_helpers.subscribe: UNSUBs trail the first PING
         left = subscriptions(nats_server, "mini")
         for comp in comps:
             await comp.stop()

@@ -13,7 +13,8 @@ from components.config import ConfigError, load
 from components.router import RouterConfig
 
 from tests.components.conftest import eventually, http_get, varz
-from tests.components.reference_helpers import build, next_json, run_for, started, varz_now
+from tests.components.reference_helpers import (build, next_json, run_for, started, subscribe,
+                                                 varz_now)
 from tests.components.varz_schema import check_router
 
 __all__ = ["started"]
@@ -151,8 +152,7 @@ def test_same_seed_same_traffic() -> None:
 
 
 async def test_router_on_nats(started: Any, nc: Any) -> None:
-    starts = await nc.subscribe("router.start")
-    await nc.flush()
+    starts = await subscribe(nc, "router.start")
     router, comp = await started("router", index=1, tick_interval=0.1,
                                  requests_per_second=500.0, register_interval=9)
     hello = await next_json(starts)
@@ -163,7 +163,6 @@ async def test_router_on_nats(started: Any, nc: Any) -> None:
         await nc.publish("router.register", json.dumps(r).encode())
     await nc.publish("router.register", b'{"host": 1}')
     await nc.publish("router.unregister", b"junk")
-    await nc.flush()
 
     async def routed() -> bool:
         status, body = await http_get(comp, "/routes")

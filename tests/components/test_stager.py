@@ -11,7 +11,8 @@ from components.config import ConfigError, load
 from components.sim.instance import AppSpec
 from components.stager import StagerConfig
 from tests.components.conftest import eventually, http_get, varz
-from tests.components.reference_helpers import build, next_json, run_for, sent, started, varz_now
+from tests.components.reference_helpers import (build, next_json, run_for, sent, started,
+                                                 subscribe, varz_now)
 from tests.components.varz_schema import check_stager
 
 __all__ = ["started"]
@@ -123,8 +124,7 @@ def test_same_seed_same_tasks() -> None:
 
 
 async def test_stager_on_nats(started: Any, nc: Any) -> None:
-    locates = await nc.subscribe("dea.locate")
-    await nc.flush()
+    locates = await subscribe(nc, "dea.locate")
     stager, comp = await started("stager", tick_interval=0.1, pushes_per_minute=600.0,
                                  detect_seconds=0.1, compile_seconds=0.3, **NEVER_FAIL)
     await next_json(locates)        # asks the DEAs to advertise
@@ -132,7 +132,7 @@ async def test_stager_on_nats(started: Any, nc: Any) -> None:
     check_stager(first)
     await nc.publish("dea.advertise", b'{"id": 7}')
     await nc.publish("dea.advertise", json.dumps(advert("fake-dea")).encode())
-    starts = await nc.subscribe("dea.fake-dea.start")
+    starts = await subscribe(nc, "dea.fake-dea.start")
     reply = await nc.request("staging", json.dumps({"name": "hello", "instances": 2}).encode(),
                              timeout=10)
     result = json.loads(reply.data)
