@@ -6,11 +6,9 @@ import asyncio
 import io
 import json
 import time
-from dataclasses import replace
 from typing import Any
 
 import nats
-import pytest
 
 from collector.config import StaticTarget
 from collector.daemon import Collector

@@ -11,7 +11,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from collector.config import CollectorConfig
 from collector.daemon import Collector
 from collector.historians.config import InfluxV1Config, OutputsConfig, RetryConfig
 from tests.collector.collector_helpers import (  # noqa: F401  (fixtures)
