@@ -66,6 +66,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                     "type, index, host, up, healthy, last scrape and last error.")
     s.add_argument("--collector", metavar="URL", default=DEFAULT_STATUS_URL,
                    help=f"the collector's status URL (default {DEFAULT_STATUS_URL})")
+    s.add_argument("--credentials", metavar="USER:PASS",
+                   help="basic auth, when the collector's [status] sets user and password")
     s.add_argument("--json", action="store_true", help="print the raw targets document")
     s.set_defaults(handler=status)
 
@@ -158,8 +160,14 @@ def check(config: CollectorConfig) -> int:
 
 def status(args: argparse.Namespace) -> int:
     from collector.status import fetch_targets, print_components
+    credentials = None
+    if args.credentials:
+        user, sep, password = args.credentials.partition(":")
+        if not sep or not user:
+            raise ConfigError("--credentials: expected USER:PASS")
+        credentials = (user, password)
     try:
-        document = fetch_targets(args.collector)
+        document = fetch_targets(args.collector, credentials=credentials)
     except (OSError, ValueError) as e:
         print(f"fobs status: cannot read {args.collector}: {e}", file=sys.stderr)
         return 1

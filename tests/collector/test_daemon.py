@@ -6,6 +6,7 @@ import asyncio
 import io
 import json
 import time
+from dataclasses import replace
 from typing import Any
 
 import nats
@@ -296,3 +297,19 @@ async def test_stop_flushes_and_unregisters(nats_server: Any, start_component: A
         assert not collector.scraper.scheduler.running
     finally:
         await nc.close()
+
+
+async def test_status_api_with_basic_auth(make_collector: Any) -> None:
+    from collector.config import StatusConfig
+    from collector.status import fetch
+    config = replace(collector_config(), status=StatusConfig(address="127.0.0.1:0", user="ops",
+                                                             password="s3cret"))
+    collector = await make_collector(config)
+    url = f"http://{collector.status.address}"  # type: ignore[union-attr]
+    assert (await asyncio.to_thread(fetch, url, "/healthz"))[0] == 401
+    assert await asyncio.to_thread(fetch, url, "/healthz", 5.0, ("ops", "s3cret")) == (200, b"ok")
+    document = await asyncio.to_thread(fetch_targets, url, 5.0, ("ops", "s3cret"))
+    assert document["data"] == {"activeTargets": [], "droppedTargets": []}
+    from fobs.cli import main
+    assert await asyncio.to_thread(main, ["status", "--collector", url, "--credentials",
+                                          "ops:s3cret"]) == 0
