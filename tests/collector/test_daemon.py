@@ -169,10 +169,13 @@ async def test_nats_restart_rediscovers_and_scraping_never_stops(
                            timeout=10, what="scrapes while NATS is down")
     assert {u for e, u in events.log if e == "removed"} == set()
     assert all(c.uuid in collector.registry.targets for c in comps)  # type: ignore[union-attr]
+    replies = collector.discovery_stats.discover_replies
     nats_server.start()
     newcomer = await start_component("Router", index=7)
     await events.wait("added", newcomer.uuid, timeout=15)
     assert collector.bus.reconnects >= 1  # type: ignore[union-attr]
+    await outputs.wait_for(lambda: collector.discovery_stats.discover_replies >= replies + 3,
+                           what="the known components answering a discover after the restart")
     await outputs.wait_for(lambda: first_varz_scrape(outputs, "Router", 7) is not None)
     assert {u for e, u in events.log if e == "removed"} == set()
 
