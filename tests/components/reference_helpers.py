@@ -2,7 +2,8 @@
 
 `build` gives an unstarted Component plus the simulation on a FakeClock, stepped by hand.
 `started` (a fixture factory) runs a reference component against the test's nats-server and
-stops it, evacuation included, at the end. `subscribe` subscribes for sure, `next_json` awaits a NATS message with a deadline.
+stops it, evacuation included, at the end. `subscribe` subscribes for sure, `next_json` awaits
+a NATS message with a deadline.
 """
 
 from __future__ import annotations
@@ -49,35 +50,6 @@ def sent(model: Any, subject: str | None = None) -> list[dict[str, Any]]:
     if subject is None:
         return [{s: p} for s, p in out]
     return [p for s, p in out if s == subject]
-
-
-class FakeBus:
-    """Delivers queued messages between models in order, the way NATS would (no server)."""
-
-    def __init__(self) -> None:
-        self.routes: list[tuple[str, Callable[[dict[str, Any], str], None]]] = []
-        self.log: list[tuple[str, dict[str, Any]]] = []
-
-    def on(self, subject: str, handler: Callable[[dict[str, Any], str], None]) -> None:
-        self.routes.append((subject, handler))
-
-    def pump(self, *models: Any) -> None:
-        moved = True
-        while moved:
-            moved = False
-            for model in models:
-                out, model.messages.outbox = model.messages.outbox, []
-                for subject, payload in out:
-                    moved = True
-                    self.log.append((subject, payload))
-                    for pattern, handler in self.routes:
-                        if _matches(pattern, subject):
-                            handler(json.loads(json.dumps(payload)), "")
-
-
-def _matches(pattern: str, subject: str) -> bool:
-    p, s = pattern.split("."), subject.split(".")
-    return len(p) == len(s) and all(a in ("*", b) for a, b in zip(p, s))
 
 
 async def subscribe(nc: Any, subject: str) -> Any:
