@@ -305,7 +305,8 @@ async def test_per_type_intervals(scraper: Any) -> None:
 
 
 async def test_requests_in_flight_are_bounded(scraper: Any) -> None:
-    s, _ = await scraper(replace(CONFIG, max_in_flight=2, varz_timeout=0.4))
+    s, _ = await scraper(replace(CONFIG, max_in_flight=2, varz_timeout=0.4,
+                                 healthz_timeout=0.4))
     silents = [await SilentServer().start() for _ in range(4)]
     try:
         began = time.monotonic()
