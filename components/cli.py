@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import random
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +14,7 @@ from components.logs import process_logging
 from components.runtime import Component, ComponentConfig
 
 
-TYPES = {"dea": "DEA", "router": "Router", "stager": "Stager"}
+KINDS = ("dea", "router", "stager")
 
 
 def _reference() -> dict[str, tuple[Any, Any]]:
@@ -97,21 +95,16 @@ def file_config(sim_configs: dict[str, type], args: argparse.Namespace
     return loaded.component, {kind: getattr(loaded, kind) for kind in sim_configs}
 
 
-def seeded_rng(kind: str, index: int, seed: int | None) -> random.Random:
-    """A reproducible RNG: the configured seed, else one derived from kind and index."""
-    return random.Random(seed if seed is not None else zlib.crc32(f"{kind}/{index}".encode()))
-
-
 def run_one(args: argparse.Namespace) -> int:
-    cls, sim_config_cls = _reference()[args.kind]
+    sim_config_cls = _reference()[args.kind][1]
     comp_config, sims = file_config({args.kind: sim_config_cls}, args)
     sim_config = sims[args.kind]
     process_logging().configure(comp_config.log_level, comp_config.syslog)
 
     async def main(stop: asyncio.Event) -> int:
+        from components.reference import TYPES, create
         comp = Component(TYPES[args.kind], comp_config)
-        sim = cls(comp, sim_config, seeded_rng(args.kind, comp_config.index,
-                                                getattr(sim_config, "seed", None)))
+        sim = create(args.kind, comp, sim_config)
         await comp.start()
         task = asyncio.create_task(sim.run())
         stopped = asyncio.create_task(stop.wait())

@@ -93,6 +93,7 @@ class Dea(Simulation):
     def __init__(self, component: Any, config: DeaConfig, rng: random.Random,
                  clock: Clock = wall_clock) -> None:
         super().__init__(component, config, rng, clock)
+        component.hide_from_metrics("instance_registry", "warden_containers")
         self.daily = DailyCurve()
         self.noise = child_rng(rng)     # usage drift, drawn on scrapes: a stream of its own
         self.instances: dict[str, Instance] = {}

@@ -37,11 +37,14 @@ def _leaves(varz: Mapping[str, Any], path: list[str]) -> Iterator[tuple[list[str
             yield from _leaves(value, here)
 
 
-def render(varz: Mapping[str, Any], labels: Mapping[str, str]) -> str:
+def render(varz: Mapping[str, Any], labels: Mapping[str, str],
+           hidden: frozenset[str] | set[str] = frozenset()) -> str:
+    """The exposition text; top-level keys in `hidden` (per-instance maps) are left out."""
     label_text = ",".join(f'{k}="{_label_value(v)}"' for k, v in labels.items())
     lines = []
     seen: set[str] = set()
-    for count, (path, value) in enumerate(_leaves(varz, [])):
+    shown = {k: v for k, v in varz.items() if k not in hidden} if hidden else varz
+    for count, (path, value) in enumerate(_leaves(shown, [])):
         if count >= MAX_SAMPLES:
             break
         name = metric_name(path)

@@ -34,9 +34,9 @@ def add_command(kinds: argparse._SubParsersAction, common_flags: Callable[..., N
         description="Host many reference components in one process; each has its own port, "
                     "uuid and NATS registration.")
     p.add_argument("--count", type=int, default=100, help="number of components (default 100)")
-    p.add_argument("--mix", default="dea=2,router=2,stager=1",
+    p.add_argument("--mix", default="dea=8,router=2,stager=1",
                    help="relative share of each kind, e.g. dea=2,router=1 "
-                        "(default dea=2,router=2,stager=1)")
+                        "(default dea=8,router=2,stager=1)")
     p.add_argument("--targets-file", type=Path, metavar="FILE",
                    help="write the fleet's /metrics targets as Prometheus file_sd JSON")
     p.add_argument("--no-simulation", action="store_true",
@@ -47,13 +47,13 @@ def add_command(kinds: argparse._SubParsersAction, common_flags: Callable[..., N
 
 
 def parse_mix(text: str) -> dict[str, int]:
-    from components.cli import TYPES
+    from components.cli import KINDS
     mix: dict[str, int] = {}
     for part in text.split(","):
         kind, sep, weight = part.strip().partition("=")
-        if kind not in TYPES or not sep or not weight.isdigit():
+        if kind not in KINDS or not sep or not weight.isdigit():
             raise ConfigError(f"--mix: expected KIND=WEIGHT with KIND in "
-                              f"{', '.join(TYPES)}, got {part!r}")
+                              f"{', '.join(KINDS)}, got {part!r}")
         mix[kind] = int(weight)
     if not any(mix.values()):
         raise ConfigError("--mix: at least one weight must be above 0")
@@ -78,7 +78,8 @@ def file_sd(components: list[Component]) -> list[dict[str, Any]]:
 
 
 def run_fleet(args: argparse.Namespace) -> int:
-    from components.cli import TYPES, _reference, file_config, seeded_rng
+    from components.cli import _reference, file_config
+    from components.reference import TYPES, create
     if args.count < 1:
         raise ConfigError("--count: must be at least 1")
     kinds = plan(args.count, parse_mix(args.mix))
@@ -101,11 +102,7 @@ def run_fleet(args: argparse.Namespace) -> int:
                              bus=bus, stats=stats)
             indexes[kind] += 1
             if not args.no_simulation:
-                cls = reference[kind][0]
-                seed = getattr(sim_config, "seed", None)
-                sims.append(cls(comp, sim_config, seeded_rng(kind, comp.index,
-                                                             None if seed is None
-                                                             else seed + comp.index)))
+                sims.append(create(kind, comp, sim_config))
             comps.append(comp)
         for start in range(0, len(comps), START_BATCH):
             if stop.is_set():

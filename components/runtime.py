@@ -97,6 +97,7 @@ class Component:
         self._stats = stats or ProcessStats()
         self._refresh_hooks: list[RefreshHook] = []
         self._health_checks: dict[str, HealthCheck] = {}
+        self._hidden_from_metrics: set[str] = set()
         self._routes: list[tuple[str, str, Callable[..., Awaitable[web.StreamResponse]]]] = []
         self._bus = bus
         self._owns_bus = bus is None
@@ -117,6 +118,11 @@ class Component:
     def add_health_check(self, name: str, check: HealthCheck) -> None:
         """`check()` returns None when healthy, else the reason (shown by /healthz with 503)."""
         self._health_checks[name] = check
+
+    def hide_from_metrics(self, *keys: str) -> None:
+        """Leave these top-level varz keys out of /metrics (maps keyed by app or instance ids,
+        which would become one Prometheus series per id)."""
+        self._hidden_from_metrics.update(keys)
 
     def add_route(self, method: str, path: str,
                   handler: Callable[..., Awaitable[web.StreamResponse]]) -> None:
@@ -257,7 +263,8 @@ class Component:
         return web.Response(text="ok")
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        text = exposition.render(self.snapshot(), {"type": self.type, "index": str(self.index)})
+        text = exposition.render(self.snapshot(), {"type": self.type, "index": str(self.index)},
+                                 self._hidden_from_metrics)
         return web.Response(text=text, content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
 

@@ -20,8 +20,11 @@ def derive_seed(kind: str, index: int) -> int:
 
 
 def seeded_rng(kind: str, index: int, seed: int | None = None) -> random.Random:
-    """The RNG of one component: `seed` when configured, else derived from type and index."""
-    return random.Random(derive_seed(kind, index) if seed is None else seed)
+    """The RNG of one component, derived from type, index and the configured seed (if any).
+
+    Mixing the index in keeps a fleet sharing one `seed` from running identical streams.
+    """
+    return random.Random(derive_seed(kind if seed is None else f"{kind}/{seed}", index))
 
 
 def child_rng(rng: random.Random) -> random.Random:

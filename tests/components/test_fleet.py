@@ -17,6 +17,7 @@ import pytest
 
 from components import runtime
 from components.fleet import parse_mix, plan
+from tests.components.reference_helpers import subscribe
 from tests.services import NatsServer
 
 FOBS = [sys.executable, "-m", "fobs"]
@@ -50,9 +51,8 @@ def test_plan_follows_the_mix() -> None:
 async def test_fleet_registers_writes_file_sd_and_says_goodbye(
         nats_server: NatsServer, tmp_path: Path) -> None:
     nc = await nats.connect(nats_server.url)
-    announces = await nc.subscribe(runtime.ANNOUNCE)
-    goodbyes = await nc.subscribe(runtime.UNREGISTER)
-    await nc.flush()
+    announces = await subscribe(nc, runtime.ANNOUNCE)
+    goodbyes = await subscribe(nc, runtime.UNREGISTER)
     targets = tmp_path / "targets.json"
     proc = await start_fleet(nats_server.url, "--count", "12", "--mix", "dea=1,router=1",
                              "--credentials", "fleet:secret", "--targets-file", str(targets))
@@ -64,7 +64,7 @@ async def test_fleet_registers_writes_file_sd_and_says_goodbye(
         assert sorted(a["index"] for a in seen if a["type"] == "DEA") == list(range(6))
 
         inbox = nc.new_inbox()
-        replies = await nc.subscribe(inbox)
+        replies = await subscribe(nc, inbox)
         await nc.publish(runtime.DISCOVER, b"", reply=inbox)
         assert {r["uuid"] for r in await collect(replies, 12)} == {a["uuid"] for a in seen}
 

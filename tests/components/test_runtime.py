@@ -12,6 +12,7 @@ import pytest
 from components import runtime
 from components.runtime import Component, uptime_string
 from tests.components.conftest import eventually, http_get, varz
+from tests.components.reference_helpers import subscribe
 from components.bus import NatsConfig
 from components.runtime import ComponentConfig
 from tests.services import NatsCluster, NatsServer
@@ -31,8 +32,7 @@ async def next_message(sub: Any, timeout: float = 5.0) -> dict[str, Any]:
 
 
 async def test_announce_has_the_cloud_foundry_fields(nc: Any, make_component: Any) -> None:
-    sub = await nc.subscribe(runtime.ANNOUNCE)
-    await nc.flush()
+    sub = await subscribe(nc, runtime.ANNOUNCE)
     comp = await make_component("DEA", index=3)
     announce = await next_message(sub)
     assert set(announce) == {"type", "index", "uuid", "host", "credentials", "start"}
@@ -47,8 +47,7 @@ async def test_discover_is_answered_by_every_live_component(nc: Any, make_compon
                                                             ) -> None:
     comps = [await make_component("Router", index=i) for i in range(3)]
     inbox = nc.new_inbox()
-    sub = await nc.subscribe(inbox)
-    await nc.flush()
+    sub = await subscribe(nc, inbox)
     await nc.publish(runtime.DISCOVER, b"", reply=inbox)
     replies = [await next_message(sub) for _ in comps]
     assert sorted(r["uuid"] for r in replies) == sorted(c.uuid for c in comps)
@@ -130,11 +129,13 @@ async def test_metrics_exposition(make_component: Any) -> None:
     comp.varz["latency"] = {"50": 0.25, "99": 1.5}
     comp.varz["requests"] = 10
     comp.varz["urls_list"] = ["a", "b"]
+    comp.varz["instance_registry"] = {"app": {"inst": {"used_memory_in_bytes": 5}}}
+    comp.hide_from_metrics("instance_registry")
     status, text = await http_get(comp, "/metrics")
     assert status == 200
     assert 'requests{type="Router",index="2"} 10.0' in text
     assert 'latency_50{type="Router",index="2"} 0.25' in text
-    assert "urls_list" not in text
+    assert "urls_list" not in text and "instance_registry" not in text
 
 
 async def test_uptime_string() -> None:
@@ -173,8 +174,7 @@ async def test_reannounce_after_its_nats_node_dies(nats_cluster: NatsCluster) ->
     comp = Component("DEA", ComponentConfig(nats=NatsConfig(servers=(first.url,),
                                                             reconnect_wait=0.1)))
     try:
-        sub = await observer.subscribe(runtime.ANNOUNCE)
-        await observer.flush()
+        sub = await subscribe(observer, runtime.ANNOUNCE)
         await comp.start()
         assert (await next_message(sub))["uuid"] == comp.uuid
         first.kill()
@@ -189,8 +189,7 @@ async def test_reannounce_after_its_nats_node_dies(nats_cluster: NatsCluster) ->
 
 async def test_goodbye_on_stop(nc: Any, make_component: Any) -> None:
     comp = await make_component("Router")
-    sub = await nc.subscribe(runtime.UNREGISTER)
-    await nc.flush()
+    sub = await subscribe(nc, runtime.UNREGISTER)
     await comp.stop()
     goodbye = await next_message(sub)
     assert goodbye == {"type": "Router", "index": 0, "uuid": comp.uuid, "host": comp.host}

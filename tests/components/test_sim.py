@@ -122,4 +122,7 @@ def test_seeds_are_stable_and_distinct() -> None:
     assert derive_seed("DEA", 0) == derive_seed("DEA", 0)
     assert len({derive_seed(t, i) for t in ("DEA", "Router") for i in range(50)}) == 100
     assert seeded_rng("DEA", 1).random() == seeded_rng("DEA", 1).random()
-    assert seeded_rng("DEA", 1, seed=42).random() == random.Random(42).random()
+    assert seeded_rng("DEA", 1, seed=42).random() == seeded_rng("DEA", 1, seed=42).random()
+    # A fleet shares one configured seed: its components must still draw different streams.
+    assert seeded_rng("DEA", 1, seed=42).random() != seeded_rng("DEA", 2, seed=42).random()
+    assert seeded_rng("DEA", 1, seed=42).random() != seeded_rng("DEA", 1, seed=43).random()
