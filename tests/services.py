@@ -20,11 +20,23 @@ from pathlib import Path
 READY_TIMEOUT = 30.0
 
 
+def free_ports(n: int) -> list[int]:
+    """`n` distinct loopback TCP ports that were free a moment ago (bound together, so the
+    kernel cannot hand out one of them twice)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_port() -> int:
-    """A loopback TCP port that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def find_binary(name: str, *extra: str) -> str:
@@ -83,7 +95,25 @@ class Service:
     def ready(self) -> bool:
         raise NotImplementedError
 
+    def reassign_ports(self) -> bool:
+        """Pick new ports after a bind collision; False when the ports must stay (a restart)."""
+        return False
+
     def start(self) -> None:
+        """Start and wait until ready; a port taken meanwhile by someone else is retried on
+        fresh ports, but only before the first successful start (restarts keep their port)."""
+        for attempt in range(3):
+            try:
+                self._start_once()
+                self._started_once = True
+                return
+            except RuntimeError as e:
+                collided = "address already in use" in str(e).lower()
+                if attempt == 2 or not collided or getattr(self, "_started_once", False) \
+                        or not self.reassign_ports():
+                    raise
+
+    def _start_once(self) -> None:
         if self.running:
             return
         log = open(self.log_path, "ab")
@@ -144,10 +174,10 @@ class NatsServer(Service):
     name = "nats-server"
 
     def __init__(self, workdir: Path, *, cluster_port: int | None = None,
-                 routes: Sequence[str] = (), cluster_name: str = "fobs-test") -> None:
+                 routes: Sequence[str] = (), cluster_name: str = "fobs-test",
+                 ports: Sequence[int] | None = None) -> None:
         super().__init__(workdir)
-        self.port = free_port()
-        self.monitor_port = free_port()
+        self.port, self.monitor_port = ports or free_ports(2)
         self.cluster_port = cluster_port
         self.routes = list(routes)
         self.cluster_name = cluster_name
@@ -155,6 +185,12 @@ class NatsServer(Service):
     @property
     def url(self) -> str:
         return f"nats://127.0.0.1:{self.port}"
+
+    def reassign_ports(self) -> bool:
+        if self.cluster_port:
+            return False  # the other nodes route to this port
+        self.port, self.monitor_port = free_ports(2)
+        return True
 
     def command(self) -> Sequence[str]:
         cmd = [find_binary("nats-server"), "-a", "127.0.0.1", "-p", str(self.port),
@@ -174,11 +210,13 @@ class NatsCluster:
     """Three routed nats-servers; `urls` lists every member's client URL."""
 
     def __init__(self, workdir: Path, size: int = 3) -> None:
-        ports = [free_port() for _ in range(size)]
+        all_ports = free_ports(3 * size)
+        ports = all_ports[:size]
         routes = [f"nats://127.0.0.1:{p}" for p in ports]
         self.nodes = [
             NatsServer(workdir / f"node{i}", cluster_port=port,
-                       routes=[r for r in routes if not r.endswith(f":{port}")])
+                       routes=[r for r in routes if not r.endswith(f":{port}")],
+                       ports=all_ports[size + 2 * i: size + 2 * i + 2])
             for i, port in enumerate(ports)
         ]
 
@@ -213,12 +251,20 @@ class Influxd(Service):
 
     name = "influxd"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, http_options: str = "") -> None:
         super().__init__(workdir)
-        self.port = free_port()
-        self.rpc_port = free_port()
+        self.http_options = http_options  # extra lines of the [http] section
+        self.port, self.rpc_port = free_ports(2)
         self.config_path = workdir / "influxdb.conf"
-        data = workdir / "data"
+        self.write_config()
+
+    def reassign_ports(self) -> bool:
+        self.port, self.rpc_port = free_ports(2)
+        self.write_config()
+        return True
+
+    def write_config(self) -> None:
+        data = self.workdir / "data"
         self.config_path.write_text(
             "reporting-enabled = false\n"
             f'bind-address = "127.0.0.1:{self.rpc_port}"\n'
@@ -226,6 +272,7 @@ class Influxd(Service):
             f'[data]\n  dir = "{data}/data"\n  wal-dir = "{data}/wal"\n'
             '  query-log-enabled = false\n'
             f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
+            + self.http_options +
             '[monitor]\n  store-enabled = false\n'
             '[logging]\n  level = "warn"\n'
         )
@@ -269,6 +316,10 @@ class VictoriaMetrics(Service):
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
         self.port = free_port()
+
+    def reassign_ports(self) -> bool:
+        self.port = free_port()
+        return True
 
     @property
     def url(self) -> str:

@@ -65,9 +65,7 @@ def db(influxd_shared: Influxd) -> Iterator[str]:
 @pytest.fixture
 def small_body_influxd(tmp_path: Path) -> Iterator[Influxd]:
     """A private influxd that refuses request bodies over 4,000 bytes with 413."""
-    server = Influxd(tmp_path / "influxd-small")
-    text = server.config_path.read_text()
-    server.config_path.write_text(text.replace("[http]\n", "[http]\n  max-body-size = 4000\n"))
+    server = Influxd(tmp_path / "influxd-small", http_options="  max-body-size = 4000\n")
     with server:
         yield server
 
