@@ -61,13 +61,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.set_defaults(handler=run)
 
     s = sub.add_parser(
-        "status", help="table of the components a collector scrapes",
-        description="Print the components a running collector knows, from its status API: "
-                    "type, index, host, up, healthy, last scrape and last error.")
+        "status", help="components the collector scrapes, and the supervisor's processes",
+        description="Print the components a running collector knows, from its status API "
+                    "(type, index, host, up, healthy, last scrape and last error), then the "
+                    "supervisor's process table when a supervisor answers (as under fobs up).")
     s.add_argument("--collector", metavar="URL", default=DEFAULT_STATUS_URL,
                    help=f"the collector's status URL (default {DEFAULT_STATUS_URL})")
     s.add_argument("--credentials", metavar="USER:PASS",
                    help="basic auth, when the collector's [status] sets user and password")
+    s.add_argument("--supervisor", metavar="URL", default="http://127.0.0.1:2812",
+                   help="the supervisor's status URL (default http://127.0.0.1:2812; "
+                        "'' = don't ask)")
     s.add_argument("--json", action="store_true", help="print the raw targets document")
     s.set_defaults(handler=status)
 
@@ -174,6 +178,23 @@ def status(args: argparse.Namespace) -> int:
     if args.json:
         json.dump(document, sys.stdout, indent=1)
         sys.stdout.write("\n")
-    else:
-        print_components(document)
+        return 0
+    print_components(document)
+    if args.supervisor:
+        print_supervisor(args.supervisor.rstrip("/"))
     return 0
+
+
+def print_supervisor(url: str) -> None:
+    """The supervisor's process table in monit's summary layout, if one answers at `url`."""
+    import urllib.request
+
+    from syslog_agg.monit import render
+    try:
+        with urllib.request.urlopen(f"{url}/status", timeout=5) as resp:
+            supervisor = json.load(resp)
+    except (OSError, ValueError) as e:
+        print(f"\n(no supervisor at {url}: {e})")
+        return
+    print()
+    print(render.summary(supervisor), end="")

@@ -48,6 +48,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    help="use this InfluxDB (1.x /write API, database 'fobs') instead of "
                         "starting influxd")
     p.add_argument("--alertmanager", metavar="URL", help="post alerts to this Alertmanager")
+    p.add_argument("--rules", metavar="FILE", type=Path, action="append",
+                   help="alert rules file (*.rules.py, repeatable; default: fobs' own rules)")
+    p.add_argument("--alert-interval", type=float, default=10.0,
+                   help="alert evaluation interval in seconds (default 10)")
     p.add_argument("--cycle", type=float, default=2.0,
                    help="supervisor check cycle in seconds (default 2)")
     p.add_argument("--varz-interval", type=float, default=10.0,
@@ -137,6 +141,8 @@ class Stack:
     counts: dict[str, int]
     alertmanager: str | None
     varz_interval: float
+    rules: tuple[str, ...] = ()
+    alert_interval: float = 10.0
     allocator: Ports = field(default_factory=Ports)
     component_ports: dict[str, int] = field(default_factory=dict)
 
@@ -164,8 +170,11 @@ def plan_stack(args: argparse.Namespace) -> Stack:
     for name in ("deas", "routers", "stagers"):
         if getattr(args, name) < 0:
             raise ConfigError(f"--{name}: must be 0 or more")
-    if args.cycle <= 0 or args.varz_interval <= 0:
-        raise ConfigError("--cycle and --varz-interval must be greater than 0")
+    if min(args.cycle, args.varz_interval, args.alert_interval) <= 0:
+        raise ConfigError("--cycle, --varz-interval and --alert-interval must be greater than 0")
+    for path in args.rules or ():
+        if not path.is_file():
+            raise ConfigError(f"--rules: file not found: {path}")
     root = args.dir.resolve()
     root.mkdir(parents=True, exist_ok=True)
     secret_file = root / "etc" / "password"
@@ -187,7 +196,8 @@ def plan_stack(args: argparse.Namespace) -> Stack:
                  start_influxd=start_influxd, influxd=influxd,
                  counts={"dea": args.deas, "router": args.routers, "stager": args.stagers},
                  alertmanager=args.alertmanager, varz_interval=args.varz_interval,
-                 allocator=allocator)
+                 rules=tuple(str(p.resolve()) for p in args.rules or ()),
+                 alert_interval=args.alert_interval, allocator=allocator)
 
 
 def write_configs(stack: Stack) -> dict[str, Path]:
@@ -230,6 +240,7 @@ def write_configs(stack: Stack) -> dict[str, Path]:
     }
     files["collector"] = write_private(etc / "collector.toml", to_toml(collector))
     alerts = {
+        "evaluation": {"interval": stack.alert_interval, "rule_files": list(stack.rules)},
         "influxdb": {"url": stack.influx_url, "database": "fobs"},
         "component": {**stack.component("alerts"), "nats": nats,
                       "syslog": {"address": stack.syslog_address}},
@@ -313,7 +324,8 @@ def build_dashboards(stack: Stack) -> Path | None:
     from dashboards.grafana import DatasourceSettings
     out = stack.root / "grafana"
     build(BuildOptions(out=out, datasource=DatasourceSettings(url=stack.influx_url,
-                                                               database="fobs")))
+                                                               database="fobs"),
+                       rule_files=stack.rules))
     return out
 
 

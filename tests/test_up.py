@@ -98,6 +98,15 @@ async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
             return {s["tags"]["job"] for s in series if s["values"][0][1] == 1} >= EVERY_TYPE
         await until(types_up, "every component type scraped up=1 into InfluxDB")
         assert influx(influx_url, 'SELECT count("requests") FROM "router"')
+        # `fobs status`: the collector's components, then the supervisor's processes.
+        targets = re.search(r"Collector targets\s+(\S+)/api/v1/targets", text).group(1)  # type: ignore[union-attr]
+        shown = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "fobs", "status", "--collector", targets,
+            "--supervisor", status_url, stdout=asyncio.subprocess.PIPE)
+        table = (await shown.communicate())[0].decode()
+        assert shown.returncode == 0, table
+        assert re.search(r"^DEA\s+1\s+\S+\s+up\s+yes", table, re.M), table
+        assert re.search(r"^ collector\s+OK\s+Process$", table, re.M), table
         # Component logs are filed per component by the syslog aggregator.
         for component in ("dea", "router", "stager"):
             await until(lambda c=component: list((logs / c).rglob(f"{c}.log")),
@@ -114,6 +123,95 @@ async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
         services = {s["name"]: s for s in get_json(f"{status_url}/status")["services"]}
         pids = [s["pid"] for s in services.values() if s["pid"]]
     finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+        rest, _ = await asyncio.wait_for(proc.communicate(), 60)
+        output.append(rest.decode())
+    assert proc.returncode == 0, "".join(output)[-3000:]
+    assert pids and not [pid for pid in pids if alive(pid)], "processes left behind"
+
+
+FAST_RULES = '''
+from dashboards.rules import Rule
+
+rules = [Rule(
+    name="ComponentDown",
+    query="SELECT max(\\"up\\") FROM \\"scrape\\" WHERE \\"endpoint\\" = 'varz' AND $timeFilter "
+          "GROUP BY \\"deployment\\", \\"job\\", \\"index\\"",
+    reduce="last", condition="< 1", window="2s", for_="1s",
+    labels={"severity": "page"},
+    annotations={"summary": "{{ $labels.job }}/{{ $labels.index }} is down"},
+)]
+'''
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_killed_dea_fires_component_down_restarts_and_resolves(tmp_path: Path) -> None:
+    """Issue 5's end-to-end: kill -9 a DEA under `fobs up` → ComponentDown fires (over NATS),
+    the supervisor restarts the DEA → the alert resolves → clean stop, nothing left behind.
+
+    The shipped rule waits 30 s + 1 m; this run uses the same query with a 2 s window and
+    1 s `for`, and a 6 s supervisor cycle, so the DEA stays down long enough to fire."""
+    import nats
+    from tests.components.reference_helpers import subscribe
+    rules = tmp_path / "fast.rules.py"
+    rules.write_text(FAST_RULES)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "fobs", "up", "--dir", str(tmp_path / "var"),
+        "--varz-interval", "0.5", "--alert-interval", "0.5", "--cycle", "6",
+        "--rules", str(rules), "--deas", "2", "--routers", "1",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)
+    assert proc.stdout is not None
+    output: list[str] = []
+    pids: list[int] = []
+    nc = None
+    try:
+        async def read_until_up() -> None:
+            while "Ctrl-C stops everything" not in "".join(output):
+                line = await proc.stdout.readline()  # type: ignore[union-attr]
+                if not line:
+                    raise AssertionError("fobs up exited:\n" + "".join(output[-50:]))
+                output.append(line.decode())
+        await asyncio.wait_for(read_until_up(), 120)
+        text = "".join(output)
+        status_url = re.search(r"Supervisor status page\s+(\S+)", text).group(1)  # type: ignore[union-attr]
+        nats_url = re.search(r"NATS\s+(nats://\S+)", text).group(1)  # type: ignore[union-attr]
+        nc = await nats.connect(nats_url)
+        alerts = await subscribe(nc, "fobs.alerts")
+
+        async def next_change(state: str) -> dict[str, Any]:
+            while True:
+                event = json.loads((await alerts.next_msg(timeout=60)).data)
+                labels = event["labels"]
+                if event["state"] == "firing":
+                    assert (labels["job"], labels["index"]) == ("DEA", "1"), event
+                if (event["alertname"], event["state"]) == ("ComponentDown", state) \
+                        and (labels["job"], labels["index"]) == ("DEA", "1"):
+                    return event
+
+        def status() -> dict[str, Any]:
+            return get_json(f"{status_url}/status")  # type: ignore[no-any-return]
+
+        # Kill right after a supervisor cycle, so the DEA stays dead until the next one.
+        cycles = status()["supervisor"]["cycles"]
+        await until(lambda: status()["supervisor"]["cycles"] > cycles, "a supervisor cycle")
+        dea = {s["name"]: s for s in status()["services"]}["dea-1"]
+        os.kill(dea["pid"], signal.SIGKILL)
+
+        firing = await next_change("firing")
+        assert firing["labels"]["severity"] == "page"
+        assert firing["annotations"]["summary"] == "DEA/1 is down"
+
+        def restarted() -> bool:
+            now = {s["name"]: s for s in status()["services"]}["dea-1"]
+            return bool(now["pid"] not in (None, dea["pid"]) and now["status"] == "OK")
+        await until(restarted, "dea-1 restarted by the supervisor")
+        await next_change("resolved")
+        pids = [s["pid"] for s in status()["services"] if s["pid"]]
+    finally:
+        if nc is not None:
+            await nc.close()
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
         rest, _ = await asyncio.wait_for(proc.communicate(), 60)
