@@ -16,7 +16,9 @@ Importing this package registers every handler module (like Telegraf's `plugins/
 
 # Each handler module registers itself on import.
 from collector.handlers import (  # noqa: F401
+    alert_evaluator,
     cloud_controller,
+    collector,
     contexts,
     dea,
     generic,
@@ -25,6 +27,8 @@ from collector.handlers import (  # noqa: F401
     service_gateway,
     service_node,
     stager,
+    supervisor,
+    syslog_aggregator,
 )
 from collector.handlers.registry import (
     GENERIC,
