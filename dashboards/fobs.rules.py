@@ -8,10 +8,9 @@ Every query groups by the identity tags it wants as alert labels; `$timeFilter` 
 from dashboards.rules import Rule
 
 IDENTITY = '"deployment", "job", "index"'
-# The collector's own varz is stored by the generic handler: one field per path, so its output
-# counters sit at `outputs.outputs.<output name>.<counter>`. The name defaults to the kind; a
-# collector whose InfluxDB output has another name needs this changed (docs/alerts.md).
-OUTPUT = "outputs.outputs.influxdb_v1"
+# The collector's outputs are points of `collector_output` tagged with the output's name, so
+# its rules fire per output, whatever the outputs are called.
+PER_OUTPUT = f'{IDENTITY}, "output"'
 
 
 def _ratio(numerator: str, denominator: str, measurement: str, where: str = "") -> str:
@@ -120,9 +119,8 @@ rules = [
     ),
     Rule(
         name="SyslogParseErrorSpike",
-        query=('SELECT non_negative_derivative(last("parse_errors"), 1s) FROM "varz" '
-               'WHERE "job" = \'SyslogAggregator\' AND $timeFilter '
-               f'GROUP BY time($__interval), {IDENTITY} fill(none)'),
+        query=('SELECT non_negative_derivative(last("parse_errors"), 1s) FROM "syslog" '
+               f'WHERE $timeFilter GROUP BY time($__interval), {IDENTITY} fill(none)'),
         reduce="mean", condition="> 1", window="5m", interval="1m", for_="5m",
         labels={"severity": "warning"},
         annotations={
@@ -135,31 +133,33 @@ rules = [
     ),
     Rule(
         name="CollectorSpoolGrowing",
-        query=(f'SELECT non_negative_derivative(last("{OUTPUT}.points_added"), 1m) - '
-               f'non_negative_derivative(last("{OUTPUT}.points_written"), 1m) FROM "varz" '
-               f'WHERE "job" = \'Collector\' AND $timeFilter '
-               f'GROUP BY time($__interval), {IDENTITY} fill(none)'),
+        query=('SELECT non_negative_derivative(last("points_added"), 1m) - '
+               'non_negative_derivative(last("points_written"), 1m) FROM "collector_output" '
+               f'WHERE $timeFilter GROUP BY time($__interval), {PER_OUTPUT} fill(none)'),
         reduce="min", condition="> 10", window="5m", interval="1m", for_="2m",
         labels={"severity": "warning"},
         annotations={
-            "summary": "Collector {{ $labels.index }} spool keeps growing",
+            "summary": "Collector {{ $labels.index }} spool of output {{ $labels.output }} "
+                       "keeps growing",
             "description": "Collector {{ $labels.index }} ({{ $labels.deployment }}) has "
-                           "spooled more points than it wrote in each of the last 8 minutes "
-                           "(at least {{ humanize $value }} a minute): InfluxDB is down or "
-                           "slower than the fleet.",
+                           "spooled more points than it wrote to output {{ $labels.output }} "
+                           "in each of the last 8 minutes (at least {{ humanize $value }} a "
+                           "minute): its database is down or slower than the fleet.",
         },
     ),
     Rule(
         name="CollectorWriteErrors",
-        query=(f'SELECT sum("errors") FROM (SELECT non_negative_difference('
-               f'"{OUTPUT}.write_errors") AS "errors" FROM "varz" WHERE "job" = \'Collector\' '
-               f'AND $timeFilter GROUP BY {IDENTITY}) GROUP BY {IDENTITY}'),
+        query=('SELECT sum("errors") FROM (SELECT non_negative_difference("write_errors") AS '
+               f'"errors" FROM "collector_output" WHERE $timeFilter GROUP BY {PER_OUTPUT}) '
+               f'GROUP BY {PER_OUTPUT}'),
         reduce="last", condition="> 0", window="5m", for_="1m",
         labels={"severity": "warning"},
         annotations={
-            "summary": "Collector {{ $labels.index }} cannot write to InfluxDB",
+            "summary": "Collector {{ $labels.index }} cannot write to output "
+                       "{{ $labels.output }}",
             "description": "Collector {{ $labels.index }} ({{ $labels.deployment }}) has had "
-                           "{{ $value }} failed writes in the last 5 minutes.",
+                           "{{ $value }} failed writes to output {{ $labels.output }} in the "
+                           "last 5 minutes.",
         },
     ),
 ]
