@@ -1,6 +1,7 @@
 """Synthetic line protocol for the dashboards, following docs/schema.md field by field.
 
-A fleet of DEA×2, Router×2, Stager, Collector, SyslogAggregator scraped every 10 s for
+A fleet of DEA×2, Router×2, Stager and fobs' own daemons (Collector, SyslogAggregator,
+Supervisor, AlertEvaluator) scraped every 10 s for
 `minutes` up to now; DEA 1 stops answering for the last two minutes (up=0, error=refused) so
 the error panels have something to show. Counters are ints and grow, gauges are floats, as the
 handlers write them.
@@ -17,7 +18,11 @@ STATES = ("born", "starting", "running", "stopping", "stopped", "crashed", "resu
           "deleted", "evacuating")
 REASONS = ("NoAppDetectedError", "BuildpackCompileFailed", "StagingTimeExpired")
 FLEET = [("DEA", 0, "core"), ("DEA", 1, "core"), ("Router", 0, "core"), ("Router", 1, "core"),
-         ("Stager", 0, "core"), ("Collector", 0, None), ("SyslogAggregator", 0, None)]
+         ("Stager", 0, "core"), ("Collector", 0, None), ("SyslogAggregator", 0, None),
+         ("Supervisor", 0, None), ("AlertEvaluator", 0, None)]
+LOG_COMPONENTS = ("dea", "router", "stager")
+SERVICES = ("nats", "influxd", "collector", "dea-0")
+RULES = ("ComponentDown", "CollectorWriteErrors")
 
 
 def _fields(values: dict[str, object]) -> str:
@@ -103,25 +108,85 @@ def _typed(job: str, tags: str, i: int, t: int, rng: random.Random) -> list[str]
             out.append(f"stager_failure,{tags},reason={reason} count={i // (3 + n)}i {t}")
         return out
     if job == "SyslogAggregator":
-        fields: dict[str, object] = {
-            "messages": float(i * 30), "bytes": float(i * 3000), "parse_errors": float(i),
-            "received": float(i * 31), "received_bytes": float(i * 3100), "truncated": 0.0,
-            "dropped": float(i // 10), "framing_errors": 0.0, "discarded": 0.0,
-            "queue_depth": float(rng.randrange(10)), "queue_capacity": 10000.0,
-            "store.open_files": 4.0, "store.pending_lines": float(rng.randrange(50))}
-        for n, s in enumerate(SEVERITIES):
-            fields[f"severity.{s}"] = float(i * (n + 1))
-        for component in ("dea", "router", "stager"):
-            fields[f"components.{component}.messages"] = float(i * 10)
-            for s in ("err", "info"):
-                fields[f"components.{component}.severity.{s}"] = float(i * 5)
-        return [f"varz,{tags} " + _fields(fields) + f" {t}"]
+        return _syslog(tags, i, t, rng)
     if job == "Collector":
-        return [f"varz,{tags} " + _fields({
-            "outputs.points_received": float(i * 210),
-            "outputs.outputs.influxdb_v1.points_added": float(i * 210),
-            "outputs.outputs.influxdb_v1.points_written": float(i * 200),
-            "outputs.outputs.influxdb_v1.points_rejected": float(i // 50),
-            "outputs.outputs.influxdb_v1.write_errors": float(i // 30),
-            "scrapes.points": float(i * 210)}) + f" {t}"]
+        return _collector(tags, i, t)
+    if job == "Supervisor":
+        out = [f"supervisor,{tags} " + _fields({
+            "services_total": 4.0, "services_up": 4.0, "services_down": 0.0,
+            "services_initialising": 0.0, "services_unmonitored": 0.0, "cycle_seconds": 2.0,
+            "cycles": i * 5, "alerts_raised": i // 30, "alerts_published": i // 30,
+            "alert_publish_errors": 0}) + f" {t}"]
+        for n, service in enumerate(SERVICES):
+            out.append(f"supervisor_service,{tags},service={service} " + _fields({
+                "up": 1.0, "status_code": 0.0, "pending": 0.0, "monitored": 1.0,
+                "restarts": i // (40 + n), "uptime_seconds": i * STEP, "cpu_percent": rng.random(),
+                "memory_bytes": 4e7 + n * 1e6, "memory_total_bytes": 4.5e7 + n * 1e6,
+                "children": 0.0}) + f" {t}")
+        return out
+    if job == "AlertEvaluator":
+        out = [f"alert_evaluator,{tags} " + _fields({
+            "rules": float(len(RULES)), "rules_failing": 0.0, "rounds": i, "late_rounds": 0,
+            "round_seconds": 0.01, "evaluations": i * len(RULES), "evaluation_failures": 1,
+            "alerts_pending": float(i % 2), "alerts_firing": 1.0, "nats_published": i // 5,
+            "nats_failed": 0, "alertmanager_sent": i // 6, "alertmanager_failed": 0}) + f" {t}"]
+        for rule in RULES:
+            out.append(f"alert_rule,{tags},rule={rule} healthy=1.0,evaluations={i}i,"
+                       f"failures=1i {t}")
+        return out
     return []
+
+
+def _syslog(tags: str, i: int, t: int, rng: random.Random) -> list[str]:
+    fields: dict[str, object] = {
+        "messages": i * 30, "bytes": i * 3000, "parse_errors": i, "received": i * 31,
+        "received_bytes": i * 3100, "truncated": 0, "dropped": i // 10, "probes": 0,
+        "framing_errors": 0, "discarded": 0, "kernel_udp_drops": 0, "udp_rcvbuf_errors": 0,
+        "formats_rfc5424": i * 29, "formats_rfc3164": 0, "formats_unparsed": i,
+        "queue_depth": float(rng.randrange(10)), "queue_capacity": 10000.0,
+        "open_connections": 1.0, "components": float(len(LOG_COMPONENTS)),
+        "store_lines_written": i * 30, "store_write_errors": 0, "store_lines_lost": 0,
+        "store_open_files": 4.0, "store_pending_lines": float(rng.randrange(50)),
+        "tail_published": i * 30}
+    for n, s in enumerate(SEVERITIES):
+        fields[f"messages_{s}"] = i * (n + 1)
+    out = [f"syslog,{tags} " + _fields(fields) + f" {t}"]
+    for component in LOG_COMPONENTS:
+        out.append(f"syslog_component,{tags},component={component} " + _fields({
+            "messages": i * 10, "bytes": i * 1000, "unparsed": 0,
+            **{f"messages_{s}": i * 5 if s in ("err", "info") else 0 for s in SEVERITIES}})
+            + f" {t}")
+    out.append(f"syslog_listener,{tags},transport=udp " + _fields({
+        "rcvbuf_bytes": 8388608.0, "kernel_drops": 0, "workers": 0.0, "worker_restarts": 0})
+        + f" {t}")
+    out.append(f"syslog_listener,{tags},transport=tcp " + _fields({
+        "open_connections": 1.0, "connections": i // 20, "rejected_connections": 0,
+        "idle_closed": i // 60}) + f" {t}")
+    return out
+
+
+def _collector(tags: str, i: int, t: int) -> list[str]:
+    out = [f"collector,{tags} " + _fields({
+        "targets_known": 9.0, "targets_up": 8.0, "targets_down": 1.0, "targets_unknown": 0.0,
+        "collectors": 1.0, "scrapes_late": i // 20, "scrapes_missed": 0,
+        "scrapes_skipped_overlap": 0, "scrapes_in_flight": 1.0, "points": i * 210,
+        "values_skipped": 0, "handler_errors": 0, "points_received": i * 210,
+        "nats_rtt_seconds": 0.0004, "nats_reconnects": 0, "nats_connected": 1.0}) + f" {t}"]
+    for endpoint in ("varz", "healthz"):
+        out.append(f"collector_scrape,{tags},target_endpoint={endpoint} " + _fields({
+            "ok": i * 9, "failed": i // 10, "duration_p50_seconds": 0.002,
+            "duration_p90_seconds": 0.004, "duration_p99_seconds": 0.009,
+            "duration_max_seconds": 0.02}) + f" {t}")
+        out.append(f"collector_scrape_error,{tags},error=refused,target_endpoint={endpoint} "
+                   f"count={i // 10}i {t}")
+    for job in ("DEA", "Router", "Stager"):
+        out.append(f"collector_target,{tags},target_job={job} " + _fields({
+            "known": 2.0, "up": 2.0, "down": 0.0, "unknown": 0.0}) + f" {t}")
+    for name, kind in (("influxdb_v1", "influxdb_v1"), ("archive", "file")):
+        out.append(f"collector_output,{tags},kind={kind},output={name} " + _fields({
+            "points_added": i * 210, "points_written": i * 200, "points_rejected": i // 50,
+            "points_dropped": i // 40, "write_errors": i // 30, "retries": i // 30,
+            "last_write_duration_seconds": 0.003, "state_code": 0.0,
+            "spool_points": float(i * 10 % 500), "spool_bytes": float(i * 4000 % 200000),
+            "spool_oldest_age_seconds": 1.5, "quarantined_points": i // 50}) + f" {t}")
+    return out

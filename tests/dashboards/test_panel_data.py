@@ -57,3 +57,20 @@ async def test_a_panel_without_data_is_reported(influxd_shared: Influxd) -> None
     assert report.problems
     assert all(p.startswith("stager") for p in report.problems), report.problems
     assert any("stager: variable $job has no values" in p for p in report.problems)
+
+
+def test_synthetic_data_follows_the_schema() -> None:
+    """The synthetic fleet writes only documented measurements, tags and field types."""
+    from tests.collector.handlers.golden import schema_from_docs
+    schema = schema_from_docs()
+    identity = {"deployment", "job", "index", "ip", "role", "endpoint"}
+    kinds = {"i": int, '"': str}
+    for line in fleet_lines(minutes=1):
+        series, fields, _ = line.split(" ")
+        measurement, *tags = series.split(",")
+        doc = schema[measurement]
+        assert {t.split("=")[0] for t in tags} - identity <= doc.tags, line
+        for field in fields.split(","):
+            name, value = field.split("=")
+            kind = kinds.get(value[-1], float)
+            assert doc.field_type(name) is kind, (measurement, name, value)

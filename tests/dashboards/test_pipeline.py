@@ -1,13 +1,14 @@
 """Every panel has data when the real stack runs: reference components → NATS → collector →
-influxd, plus the syslog aggregator, each a real `fobs` process.
+influxd, plus the syslog aggregator, the supervisor and the alert evaluator, each a real `fobs`
+process.
 
 A fleet (2 DEAs and 2 routers in one process, a stager in another) logs to the aggregator over
-syslog; the collector
-discovers everything over NATS (the aggregator and itself included), scrapes every 2 s and
-writes to a private influxd. A sixth component is killed with SIGKILL so the scrape-error
-panels have errors to show. Then every panel query of every dashboard, with Grafana's macros
-and variables substituted, must return data (`dashboards.verify`), and the shipped alert rules
-evaluated on the same data must all run and see the killed component as down.
+syslog; the collector discovers everything over NATS (fobs' own daemons and itself included),
+scrapes every 2 s and writes to a private influxd, so the panels of fobs' daemons are fed by
+their own handlers. A further component is killed with SIGKILL so the scrape-error panels have
+errors to show. Then every panel query of every dashboard, with Grafana's macros and variables
+substituted, must return data (`dashboards.verify`), and the shipped alert rules evaluated on
+the same data must all run and see the killed component as down.
 """
 
 from __future__ import annotations
@@ -38,6 +39,17 @@ pushes_per_minute = 90.0
 detect_seconds = 0.3
 compile_seconds = 1.0
 compile_sigma = 0.2
+"""
+MONIT_TOML = """
+cycle = 0.5
+[http]
+address = ""
+[component]
+[component.nats]
+servers = ["{nats}"]
+[[process]]
+name = "sleeper"
+command = ["sleep", "600"]
 """
 
 
@@ -104,9 +116,10 @@ async def test_every_panel_has_data_from_the_real_pipeline(
         processes: Processes) -> None:
     influxd.create_database("fobs")
     (tmp_path / "stager.toml").write_text(STAGER_TOML)
+    (tmp_path / "monit.toml").write_text(MONIT_TOML.format(nats=nats_server.url))
     syslog = f"127.0.0.1:{free_port()}"
     began = time.monotonic()
-    processes.start("syslog", "syslog", "--udp", syslog, "--tcp", "", "--store",
+    processes.start("syslog", "syslog", "--udp", syslog, "--tcp", syslog, "--store",
                     str(tmp_path / "logs"), "--nats", nats_server.url)
     processes.start("collector", "collector", "--nats", nats_server.url, "--influx-url",
                     influxd.url, "--influx-db", "fobs", "--spool-dir", str(tmp_path / "spool"),
@@ -116,6 +129,9 @@ async def test_every_panel_has_data_from_the_real_pipeline(
                     "--nats", nats_server.url, "--syslog", syslog)
     processes.start("stager", "component", "stager", "--nats", nats_server.url, "--syslog",
                     syslog, "--config", str(tmp_path / "stager.toml"))
+    processes.start("monit", "monit", "-c", str(tmp_path / "monit.toml"))
+    processes.start("alerts", "alerts", "run", "--influxdb", influxd.url, "--database", "fobs",
+                    "--nats", nats_server.url, "--interval", "2")
     victim = processes.start("victim", "component", "dea", "--index", "7", "--nats",
                              nats_server.url)
 
@@ -136,8 +152,8 @@ async def test_every_panel_has_data_from_the_real_pipeline(
         await asyncio.sleep(3.0)
     assert report.problems == [], "\n".join(report.problems) + "\n" + processes.log("collector")
     assert report.queries == report.with_data > 80
-    assert {"DEA", "Router", "Stager", "Collector", "SyslogAggregator"} <= set(
-        report.variables["fleet"]["job"])
+    assert {"DEA", "Router", "Stager", "Collector", "SyslogAggregator", "Supervisor",
+            "AlertEvaluator"} <= set(report.variables["fleet"]["job"])
 
     # The shipped rules on the same data: every query runs, and the crash is seen as what it is.
     query = InfluxQuery(influxd.url, "fobs")
@@ -157,4 +173,5 @@ async def test_every_panel_has_data_from_the_real_pipeline(
 
     codes = processes.stop()
     del codes["victim"]
-    assert codes == {"syslog": 0, "collector": 0, "fleet": 0, "stager": 0}
+    assert codes == {"syslog": 0, "collector": 0, "fleet": 0, "stager": 0, "monit": 0,
+                     "alerts": 0}
