@@ -65,7 +65,6 @@ class Registry:
         self.pruned = 0
         self.unregistered = 0
         self.host_changes = 0
-        self.replaced = 0
         self._collectors: set[str] = {self_uuid} if self_uuid else set()
 
     # -- updates ----------------------------------------------------------------------------
@@ -115,7 +114,6 @@ class Registry:
         """Create or refresh a target; a new one is returned (not yet owned nor announced)."""
         target = self.targets.get(found.uuid)
         if target is None:
-            self._drop_replaced(found)
             target = Target(found, self.deployment, role=self._role_for(found.type),
                             last_seen=now, owned=False)
             self.targets[found.uuid] = target
@@ -135,19 +133,6 @@ class Registry:
         elif found.start != target.info.start:
             target.update(found)
         return None
-
-    def _drop_replaced(self, found: Discovered) -> None:
-        """A new uuid in an existing (type, index) slot, started no earlier, is the old one's
-        restart (a crashed process says no goodbye): drop the old one now, rather than keep
-        scraping a dead endpoint, reported down, until prune."""
-        if found.source == "static" or found.start is None:
-            return
-        for old in list(self.targets.values()):
-            info = old.info
-            if (info.type, info.index, info.source) == (found.type, found.index, found.source) \
-                    and info.start is not None and found.start >= info.start:
-                self.replaced += 1
-                self._drop(old, f"replaced by {found.uuid}")
 
     def _drop(self, target: Target, why: str) -> None:
         del self.targets[target.uuid]
@@ -218,6 +203,5 @@ class Registry:
             "by_type": {name: {k: counts[k] for k in ("known", "up", "down", "unknown")}
                         for name, counts in sorted(by_type.items())},
             "pruned": self.pruned, "unregistered": self.unregistered,
-            "host_changes": self.host_changes, "replaced": self.replaced,
-            "collectors": len(self._collectors) or 1,
+            "host_changes": self.host_changes, "collectors": len(self._collectors) or 1,
         }

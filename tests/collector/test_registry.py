@@ -153,21 +153,3 @@ def test_sharding_follows_collectors_coming_and_going() -> None:
     registry.apply(Update("nats", targets))
     registry.prune()
     assert len(registry.owned()) == 200 and registry.collectors == {"me"}
-
-
-def test_a_restart_in_the_same_slot_replaces_the_crashed_target() -> None:
-    from datetime import datetime, timezone
-    registry, rec, _ = make()
-    t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    t1 = datetime(2026, 1, 1, 0, 0, 9, tzinfo=timezone.utc)
-    registry.apply(Update("nats", (replace(found("old", index=1), start=t0),
-                                   replace(found("other", index=2), start=t0))))
-    # kill -9: no goodbye; the supervisor's restart announces a new uuid in slot DEA/1.
-    registry.apply(Update("nats", (replace(found("new", index=1, host="10.0.0.1:9"),
-                                           start=t1),)))
-    assert set(registry.targets) == {"new", "other"} and registry.replaced == 1
-    assert ("removed", "old") in rec.events and ("added", "new") in rec.events
-    # An older process answering discover in the same slot (two processes, one index) is
-    # not allowed to evict the newer one: both stay visible.
-    registry.apply(Update("nats", (replace(found("old", index=1), start=t0),)))
-    assert set(registry.targets) == {"new", "old", "other"} and registry.replaced == 1
