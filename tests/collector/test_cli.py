@@ -73,7 +73,7 @@ async def test_check_and_status(nats_server: Any, start_component: Any,
                                            f"127.0.0.1:{free_port()}")
     assert code == 1 and "is not answering" in err
     code, out, _ = await asyncio.to_thread(run_cli, "status", "--collector",
-                                           f"http://{address}")
+                                           f"http://{address}", "--supervisor", "")
     assert code == 0
     rows = [line.split() for line in out.splitlines()]
     assert rows[0][:3] == ["TYPE", "INDEX", "HOST"]
