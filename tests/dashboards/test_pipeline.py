@@ -79,7 +79,7 @@ class Processes:
         for proc in self.procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        codes = {}
+        codes: dict[str, int | None] = {}
         for name, proc in self.procs.items():
             try:
                 codes[name] = proc.wait(timeout=20)
