@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from collector.config import CollectorConfig
+from collector.config import load_config as load_file
 from components import daemon
-from components.config import ConfigError, load
+from components.config import ConfigError
 from components.logs import process_logging
 
 DEFAULT_STATUS_URL = "http://127.0.0.1:9190"
@@ -79,11 +80,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Dotted config keys from the flags (None = not given)."""
     values: dict[str, Any] = {
-        "nats.servers": args.nats.split(",") if args.nats else None,
+        "component.nats.servers": args.nats.split(",") if args.nats else None,
         "scrape.varz_interval": args.varz_interval,
         "scrape.healthz_interval": args.healthz_interval,
         "status.address": args.status,
-        "log_level": args.log_level,
+        "component.log_level": args.log_level,
     }
     values.update(output_overrides(args))
     return values
@@ -107,14 +108,14 @@ def output_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_config(args: argparse.Namespace) -> CollectorConfig:
-    return load(CollectorConfig, args.config, overrides(args))
+    return load_file(args.config, overrides(args))
 
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args)
     if args.check:
         return check(config)
-    process_logging().configure(config.log_level, config.syslog)
+    process_logging().configure(config.component.log_level, config.component.syslog)
     logging.getLogger("fobs.collector.scheduler").setLevel(logging.ERROR)  # counted in varz
     gc.set_threshold(*GC_THRESHOLDS)
     if args.once:

@@ -7,14 +7,16 @@ timeout above its interval is refused as Prometheus refuses it.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from collector.historians.config import OutputsConfig
-from components.bus import NatsConfig
-from components.config import ConfigError, host_port, positive
-from components.logs import SyslogConfig
+from components.config import ConfigError, host_port, load, positive
+from components.logs import SEVERITY
 from components.runtime import ComponentConfig
 
 DEFAULT_DEPLOYMENT = "untitled_dev"        # Cloud Foundry's collector default
@@ -27,6 +29,9 @@ DEFAULT_MAX_IN_FLIGHT = 256
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 DEFAULT_STATUS_ADDRESS = "127.0.0.1:9190"
 ENDPOINTS = ("varz", "healthz")
+# Top-level keys of older collector configs, now in [component] as in every daemon's config.
+MOVED_KEYS = {"nats": "[component.nats]", "syslog": "[component.syslog]",
+              "log_level": "component.log_level"}
 
 
 def interval_timeout(interval: float, timeout: float) -> float:
@@ -182,40 +187,13 @@ class StatusConfig:
 
 
 @dataclass(frozen=True)
-class SelfConfig:
-    """[component] — the collector as a component (type Collector): its /varz and /healthz."""
-
-    index: int = 0
-    host: str = "127.0.0.1"
-    port: int = 0
-    announce_host: str = ""
-    user: str = ""
-    password: str = ""
-
-    def validate(self) -> None:
-        self.component_config().validate()
-
-    def component_config(self, nats: NatsConfig | None = None,
-                         syslog: SyslogConfig | None = None,
-                         log_level: str = "INFO") -> ComponentConfig:
-        """The runtime's config for the collector's own component."""
-        return ComponentConfig(index=self.index, host=self.host, port=self.port,
-                               announce_host=self.announce_host, user=self.user,
-                               password=self.password, log_level=log_level,
-                               nats=nats or NatsConfig(), syslog=syslog or SyslogConfig())
-
-
-@dataclass(frozen=True)
 class CollectorConfig:
     """The whole collector config file."""
 
     deployment: str = DEFAULT_DEPLOYMENT     # `deployment` tag on every point
-    log_level: str = "INFO"
     nats_ping_interval: float = 10.0         # NATS round-trip probe, reported in varz (ms)
     stop_timeout: float = 5.0                # SIGTERM: how long in-flight scrapes may finish
-    nats: NatsConfig = field(default_factory=NatsConfig)
-    component: SelfConfig = field(default_factory=SelfConfig)
-    syslog: SyslogConfig = field(default_factory=SyslogConfig)
+    component: ComponentConfig = field(default_factory=ComponentConfig)  # type Collector
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     scrape: ScrapeConfig = field(default_factory=ScrapeConfig)
     status: StatusConfig = field(default_factory=StatusConfig)
@@ -224,8 +202,22 @@ class CollectorConfig:
     def validate(self) -> None:
         if not self.deployment:
             raise ConfigError("deployment: must not be empty")
-        if self.log_level.upper() not in ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING",
-                                          "ERROR", "CRITICAL"):
-            raise ConfigError(f"log_level: unknown level {self.log_level!r}")
+        level = self.component.log_level
+        if level.upper() not in SEVERITY:  # checked here too, so that --check refuses it
+            raise ConfigError(f"component.log_level: unknown level {level!r}")
         positive(self.nats_ping_interval, "nats_ping_interval")
         positive(self.stop_timeout, "stop_timeout")
+
+
+def load_config(path: str | Path | None = None,
+                overrides: Mapping[str, Any] | None = None) -> CollectorConfig:
+    """`components.config.load` of a CollectorConfig, telling where an old top-level key went."""
+    try:
+        return load(CollectorConfig, path, overrides)
+    except ConfigError as e:
+        old = re.search(r"unknown key '(\w+)' in the top level", str(e))
+        if old is None or old[1] not in MOVED_KEYS:
+            raise
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}unknown key {old[1]!r} in the top level: it moved to "
+                          f"{MOVED_KEYS[old[1]]}") from None

@@ -68,9 +68,8 @@ class Collector:
         if self._outputs is None:
             self._outputs = await Outputs.start(cfg.outputs)
         if cfg.discovery.nats:
-            self.bus = await Bus.connect(cfg.nats, f"collector/{cfg.component.index}")
-            self.component = Component(COMPONENT_TYPE, cfg.component.component_config(
-                cfg.nats, cfg.syslog, cfg.log_level), bus=self.bus)
+            self.bus = await Bus.connect(cfg.component.nats, f"collector/{cfg.component.index}")
+            self.component = Component(COMPONENT_TYPE, cfg.component, bus=self.bus)
             self.uuid = self.component.uuid
         self.registry = Registry(deployment=cfg.deployment,
                                  prune_interval=cfg.discovery.prune_interval,
@@ -236,10 +235,10 @@ async def collect_once(config: CollectorConfig, wait: float) -> list[Point]:
     bus = None
     if config.discovery.nats:
         try:
-            bus = await asyncio.wait_for(Bus.connect(config.nats, "collector/once"),
+            bus = await asyncio.wait_for(Bus.connect(config.component.nats, "collector/once"),
                                          max(5.0, wait))
         except asyncio.TimeoutError:
-            raise OSError(f"no NATS server answered at {', '.join(config.nats.servers)}"
+            raise OSError(f"no NATS server answered at {', '.join(config.component.nats.servers)}"
                           ) from None
         discoverers.append(NatsDiscoverer(bus, config.discovery.discover_interval))
     if config.discovery.static:

@@ -231,9 +231,8 @@ def write_configs(stack: Stack) -> dict[str, Path]:
     }
     files["syslog"] = write_private(etc / "syslog.toml", to_toml(syslog))
     collector = {
-        "nats": nats,
-        "component": stack.component("collector"),
-        "syslog": {"address": stack.syslog_address},
+        "component": {**stack.component("collector"), "nats": nats,
+                      "syslog": {"address": stack.syslog_address}},
         "scrape": {"varz_interval": stack.varz_interval},
         "status": {"address": f"127.0.0.1:{stack.ports['collector_status']}"},
         "outputs": outputs,

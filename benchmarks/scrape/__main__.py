@@ -165,14 +165,14 @@ def bench_fobs(procs: Processes, nats_url: str, targets: int, interval: float, w
     out = procs.workdir / "points.lp"
     config = procs.workdir / "collector.toml"
     config.write_text(f"""
-log_level = "WARNING"
 nats_ping_interval = 5.0
-[nats]
-servers = ["{nats_url}"]
 [component]
 port = {varz_port}
 user = "bench"
 password = "bench"
+log_level = "WARNING"
+[component.nats]
+servers = ["{nats_url}"]
 [scrape]
 varz_interval = {interval}
 healthz_interval = {interval}

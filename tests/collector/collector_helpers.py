@@ -65,8 +65,9 @@ def collector_config(nats_urls: Sequence[str] = (), **sections: Any) -> Collecto
                      **sections.pop("scrape", {}))
     discovery = replace(DiscoveryConfig(nats=bool(nats_urls), discover_interval=60.0,
                                         prune_interval=300.0), **sections.pop("discovery", {}))
+    nats = NatsConfig(servers=tuple(nats_urls) or NatsConfig().servers, reconnect_wait=0.1)
     return CollectorConfig(
-        nats=NatsConfig(servers=tuple(nats_urls) or NatsConfig().servers, reconnect_wait=0.1),
+        component=ComponentConfig(nats=nats),
         status=StatusConfig(address="127.0.0.1:0"), scrape=scrape, discovery=discovery,
         stop_timeout=2.0, **sections)
 

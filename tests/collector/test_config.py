@@ -11,6 +11,7 @@ import pytest
 
 from collector.cli import load_config
 from collector.config import CollectorConfig, ScrapeConfig, StaticTarget, TypeScrapeConfig
+from collector.config import load_config as load_file
 from components.config import ConfigError, load
 from fobs.cli import build_parser
 
@@ -42,11 +43,21 @@ BAD = [
     ("scrape = 5", "scrape: expected a table, got an integer (5)"),
     ('deployment = ""', "deployment: must not be empty"),
     ("deployment = 5", "deployment: expected a string, got an integer (5)"),
-    ('log_level = "LOUD"', "log_level: unknown level 'LOUD'"),
+    ('[component]\nlog_level = "LOUD"', "component.log_level: unknown level 'LOUD'"),
     ("stop_timeout = 0", "stop_timeout: must be greater than 0, got 0.0"),
     ("bogus = 1", "unknown key 'bogus' in the top level (known keys: component, deployment, "
-                  "discovery, log_level, nats, nats_ping_interval, outputs, scrape, status, "
-                  "stop_timeout, syslog)"),
+                  "discovery, nats_ping_interval, outputs, scrape, status, stop_timeout)"),
+    ("[component]\nnats = 1", "component.nats: expected a table, got an integer (1)"),
+    ("[component.syslog]\nfacility = 24", "component.syslog.facility: must be 0..23, got 24"),
+    ('[component]\nuser = "a"',
+     "component.user: user and password go together (or leave both empty)"),
+    # The keys older collector configs had at the top level: where they went.
+    ('[nats]\nservers = ["nats://a:1"]',
+     "unknown key 'nats' in the top level: it moved to [component.nats]"),
+    ('[syslog]\naddress = "h:514"',
+     "unknown key 'syslog' in the top level: it moved to [component.syslog]"),
+    ('log_level = "DEBUG"',
+     "unknown key 'log_level' in the top level: it moved to component.log_level"),
     ('[discovery]\nsharding = "hash"',
      "discovery.sharding: must be one of 'none', 'rendezvous', got 'hash'"),
     ("[discovery]\nprune_interval = 30",
@@ -66,8 +77,8 @@ BAD = [
      "status.user: user and password go together (or leave both empty)"),
     ("[component]\nport = 70000", "component.port: must be 0..65535, got 70000"),
     ("[component]\nindex = -1", "component.index: must be 0 or more, got -1"),
-    ('[nats]\nservers = ["localhost:4222"]',
-     "nats.servers: 'localhost:4222' is not a URL (nats://host:port)"),
+    ('[component.nats]\nservers = ["localhost:4222"]',
+     "component.nats.servers: 'localhost:4222' is not a URL (nats://host:port)"),
     ("[scrape", None),   # invalid TOML: the parser's own message
 ]
 
@@ -78,7 +89,7 @@ def test_bad_config_is_refused_naming_the_key(tmp_path: Path, text: str,
     path = tmp_path / "collector.toml"
     path.write_text(text)
     with pytest.raises(ConfigError) as raised:
-        load(CollectorConfig, path)
+        load_file(path)
     if message is None:
         assert str(raised.value).startswith(f"{path}: invalid TOML:")
     else:
@@ -114,12 +125,15 @@ def _write(text: str) -> Path:
 
 def test_flags_override_the_file(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('[nats]\nservers = ["nats://a:1"]\n[scrape]\nvarz_interval = 30.0\n')
+    path.write_text('[component]\nlog_level = "ERROR"\n[component.nats]\n'
+                    'servers = ["nats://a:1"]\nuser = "u"\n[scrape]\nvarz_interval = 30.0\n')
     args = build_parser().parse_args(["collector", "--config", str(path), "--nats",
                                       "nats://b:2,nats://c:3", "--healthz-interval", "7",
-                                      "--status", "127.0.0.1:0"])
+                                      "--status", "127.0.0.1:0", "--log-level", "debug"])
     config = load_config(args)
-    assert config.nats.servers == ("nats://b:2", "nats://c:3")
+    assert config.component.nats.servers == ("nats://b:2", "nats://c:3")
+    assert config.component.nats.user == "u"       # the rest of the file's table stays
+    assert config.component.log_level == "debug"
     assert config.scrape.varz_interval == 30.0 and config.scrape.healthz_interval == 7.0
     assert config.status.address == "127.0.0.1:0"
 

@@ -110,8 +110,9 @@ def collector_toml(influxd: Influxd, db: str, spool: Path, static: list[HttpTarg
     targets = "".join(f'[[discovery.static]]\ntype = "Edge"\nindex = {i}\n'
                       f'url = "http://{t.host}"\n' for i, t in enumerate(static))
     return f"""
-log_level = "WARNING"
 stop_timeout = 3.0
+[component]
+log_level = "WARNING"
 [discovery]
 nats = false
 {targets}
