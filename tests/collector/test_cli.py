@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fobs.cli import main
-from tests.collector.collector_helpers import (  # noqa: F401  (fixtures)
-    HttpTarget, collector_config, make_collector, start_component)
+from tests.collector.collector_helpers import HttpTarget, collector_config
 from tests.services import free_port
 
 REPO = Path(__file__).parents[2]

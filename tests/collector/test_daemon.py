@@ -16,8 +16,7 @@ from collector.daemon import Collector
 from collector.discovery import ANNOUNCE
 from collector.status import fetch_targets, print_components
 from collector.target import Target
-from tests.collector.collector_helpers import (  # noqa: F401  (fixtures)
-    HttpTarget, MemoryOutputs, collector_config, make_collector, start_component)
+from tests.collector.collector_helpers import HttpTarget, MemoryOutputs, collector_config
 
 
 class Events:

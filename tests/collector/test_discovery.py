@@ -15,7 +15,6 @@ from collector.config import StaticTarget
 from collector.discovery import (ANNOUNCE, UNREGISTER, NatsDiscoverer, PayloadError,
                                  StaticDiscoverer, Update, parse_announcement, static_target)
 from components.bus import Bus, NatsConfig
-from tests.collector.collector_helpers import start_component  # noqa: F401  (fixture)
 
 RUBY = {"type": "DEA", "index": 0, "uuid": "0-8e1b2e0db73172fe61f9c27e5bb26638",
         "host": "10.10.17.11:53736", "credentials": ["8f3a", "c2d1"],

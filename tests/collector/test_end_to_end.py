@@ -13,9 +13,7 @@ from typing import Any
 
 from collector.daemon import Collector
 from collector.historians.config import InfluxV1Config, OutputsConfig, RetryConfig
-from tests.collector.collector_helpers import (  # noqa: F401  (fixtures)
-    HttpTarget, collector_config, make_collector, start_component)
-from tests.components.reference_helpers import started  # noqa: F401  (fixture)
+from tests.collector.collector_helpers import HttpTarget, collector_config
 from tests.services import Influxd
 
 REPO = Path(__file__).parents[2]

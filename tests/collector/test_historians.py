@@ -24,17 +24,9 @@ from collector.historians.influxdb_v1 import InfluxV1
 from collector.historians.influxdb_v2 import InfluxV2
 from collector.lineprotocol import encode
 from components.config import ConfigError, build
-from tests.collector.write_helpers import (  # noqa: F401  (fixtures)
-    Answer,
-    FakeInflux,
-    db,
-    fake_influx,
-    scrape,
-    small_body_influxd,
-    v1,
-    v2,
-)
+from tests.collector.write_helpers import Answer, FakeInflux, scrape, v1, v2
 from tests.services import Influxd, VictoriaMetrics, free_port
+
 
 def lines(n: int, measurement: str = "load") -> bytes:
     return encode([p for i in range(n // 10) for p in scrape(i, 10, measurement)])

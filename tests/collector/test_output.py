@@ -13,18 +13,7 @@ from collector.outputs import Outputs
 from collector.point import Point
 from collector.spool import DiskSpool
 from components.config import ConfigError
-from tests.collector.write_helpers import (  # noqa: F401  (fixtures)
-    FAST_SPOOL,
-    T0,
-    Answer,
-    FakeInflux,
-    db,
-    fake_influx,
-    scrape,
-    small_body_influxd,
-    v1,
-    v2,
-)
+from tests.collector.write_helpers import FAST_SPOOL, T0, Answer, FakeInflux, scrape, v1, v2
 from tests.services import Influxd, VictoriaMetrics, free_port
 
 

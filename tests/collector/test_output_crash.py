@@ -10,7 +10,7 @@ from pathlib import Path
 
 from collector.historians.config import OutputsConfig
 from collector.outputs import Outputs
-from tests.collector.write_helpers import db, v1  # noqa: F401  (fixture)
+from tests.collector.write_helpers import v1
 from tests.services import Influxd, free_port
 
 REPO = Path(__file__).resolve().parents[2]

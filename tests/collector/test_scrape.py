@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from dataclasses import replace
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,8 +17,7 @@ from collector.config import ScrapeConfig, TypeScrapeConfig
 from collector.point import Point
 from collector.scrape import Scraper, next_on_grid, phase
 from collector.target import Discovered, Target
-from tests.collector.collector_helpers import (  # noqa: F401  (fixtures)
-    HttpTarget, MemoryOutputs, SilentServer, start_component)
+from tests.collector.collector_helpers import HttpTarget, MemoryOutputs, SilentServer
 from tests.services import free_port
 
 CONFIG = ScrapeConfig(varz_interval=1.0, healthz_interval=1.0, max_response_bytes=64 * 1024)
