@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 
 from collector.historians.config import OutputsConfig
 from components.config import ConfigError, host_port, load, positive
-from components.logs import SEVERITY
 from components.runtime import ComponentConfig
 
 DEFAULT_DEPLOYMENT = "untitled_dev"        # Cloud Foundry's collector default
@@ -202,9 +201,6 @@ class CollectorConfig:
     def validate(self) -> None:
         if not self.deployment:
             raise ConfigError("deployment: must not be empty")
-        level = self.component.log_level
-        if level.upper() not in SEVERITY:  # checked here too, so that --check refuses it
-            raise ConfigError(f"component.log_level: unknown level {level!r}")
         positive(self.nats_ping_interval, "nats_ping_interval")
         positive(self.stop_timeout, "stop_timeout")
 

@@ -61,6 +61,10 @@ class ComponentConfig:
             raise ConfigError(f"port: must be 0..65535, got {self.port}")
         if bool(self.user) != bool(self.password):
             raise ConfigError("user: user and password go together (or leave both empty)")
+        from components.logs import SEVERITY
+        if self.log_level.upper() not in SEVERITY:
+            raise ConfigError(f"log_level: must be one of {', '.join(SEVERITY)}, "
+                              f"got {self.log_level!r}")
 
 
 def uptime_string(seconds: float) -> str:

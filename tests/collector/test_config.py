@@ -43,7 +43,8 @@ BAD = [
     ("scrape = 5", "scrape: expected a table, got an integer (5)"),
     ('deployment = ""', "deployment: must not be empty"),
     ("deployment = 5", "deployment: expected a string, got an integer (5)"),
-    ('[component]\nlog_level = "LOUD"', "component.log_level: unknown level 'LOUD'"),
+    ('[component]\nlog_level = "LOUD"', "component.log_level: must be one of TRACE, DEBUG, INFO, SUCCESS, WARNING, ERROR, "
+     "CRITICAL, got 'LOUD'"),
     ("stop_timeout = 0", "stop_timeout: must be greater than 0, got 0.0"),
     ("bogus = 1", "unknown key 'bogus' in the top level (known keys: component, deployment, "
                   "discovery, nats_ping_interval, outputs, scrape, status, stop_timeout)"),

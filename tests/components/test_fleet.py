@@ -157,3 +157,10 @@ def test_fleet_config_file_takes_every_kinds_section(tmp_path: Path) -> None:
     from components.config import ConfigError
     with pytest.raises(ConfigError, match="unknown key 'component.bogus'"):
         file_config({k: v[1] for k, v in reference.items()}, args)
+
+
+async def test_a_bad_log_level_is_named(nats_server: NatsServer) -> None:
+    proc = await start_fleet(nats_server.url, "--log-level", "LOUD")
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert "component.log_level: must be one of" in out.decode()
