@@ -27,6 +27,7 @@ from loguru import logger
 from components import daemon
 from components.config import ConfigError
 from components.logs import process_logging
+from fobs.ports import free_ports, port_free
 
 USER = "fobs"
 DEFAULT_PORTS = {"nats": 4222, "nats_monitor": 8222, "influxd": 8086, "syslog": 5514,
@@ -65,15 +66,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
 # -- ports and config files ---------------------------------------------------------------
 
 
-def port_free(port: int, kind: int = socket.SOCK_STREAM) -> bool:
-    with socket.socket(socket.AF_INET, kind) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
 class Ports:
     """Hands out free loopback ports, never the same one twice (the kernel might)."""
 
@@ -82,14 +74,9 @@ class Ports:
 
     def pick(self, preferred: int = 0, *, udp_too: bool = False) -> int:
         """`preferred` when it is free (TCP, and UDP when asked), else any free port."""
-        def usable(port: int) -> bool:
-            return (port not in self.taken and port_free(port)
-                    and (not udp_too or port_free(port, socket.SOCK_DGRAM)))
-        port = preferred
-        while not (port and usable(port)):
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", 0))
-                port = int(s.getsockname()[1])
+        usable = (preferred and preferred not in self.taken and port_free(preferred)
+                  and (not udp_too or port_free(preferred, socket.SOCK_DGRAM)))
+        port = preferred if usable else free_ports(1, udp_too=udp_too, exclude=self.taken)[0]
         self.taken.add(port)
         return port
 
@@ -260,8 +247,14 @@ def write_configs(stack: Stack) -> dict[str, Path]:
 
 
 def supervisor_config(stack: Stack, files: dict[str, Path], cycle: float) -> Any:
-    from syslog_agg.monit import (HttpCheck, HttpConfig, ProcessConfig, SupervisorConfig,
-                                  TcpCheck, UdpCheck)
+    from syslog_agg.monit import (
+        HttpCheck,
+        HttpConfig,
+        ProcessConfig,
+        SupervisorConfig,
+        TcpCheck,
+        UdpCheck,
+    )
     from syslog_agg.monit.config import RestartLimit
     run = stack.root / "run"
     run.mkdir(parents=True, exist_ok=True)
@@ -346,8 +339,7 @@ def where(stack: Stack, sup: Any, dashboards: Path | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from syslog_agg.monit import Supervisor
-    from syslog_agg.monit import render
+    from syslog_agg.monit import Supervisor, render
     process_logging().configure(args.log_level)
     stack = plan_stack(args)
     if not stack.start_influxd and not args.influx_url:

@@ -17,22 +17,9 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from fobs.ports import free_ports
+
 READY_TIMEOUT = 30.0
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` distinct loopback TCP ports that were free a moment ago (bound together, so the
-    kernel cannot hand out one of them twice)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def free_port() -> int:
