@@ -99,11 +99,12 @@ class Supervisor:
         for task in checks:
             task.cancel()
         await asyncio.gather(*checks, return_exceptions=True)
-        logger.info("Stopping {} services", len(self.services))
-        await asyncio.gather(*(self._ensure_stopped(s) for s in reversed(self.services.values())))
+        # Say goodbye on NATS while it still runs: under `fobs up`, nats-server is a service.
         await self.alerts.flush()
         if self._registration is not None:
             await self._registration.stop()
+        logger.info("Stopping {} services", len(self.services))
+        await asyncio.gather(*(self._ensure_stopped(s) for s in reversed(self.services.values())))
         if self._http is not None:
             await self._http.close()
         if self._session is not None:
