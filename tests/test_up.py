@@ -62,24 +62,42 @@ def alive(pid: int) -> bool:
     return True
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(240)
-async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
+async def fobs_up(tmp_path: Path, *args: str) -> tuple[asyncio.subprocess.Process, list[str]]:
+    """Start `fobs up` and read its output until it says the stack is up."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fobs", "up", "--dir", str(tmp_path / "var"),
-        "--varz-interval", "1", "--cycle", "0.5", "--deas", "2", "--routers", "1",
+        sys.executable, "-m", "fobs", "up", "--dir", str(tmp_path / "var"), *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)
     assert proc.stdout is not None
     output: list[str] = []
+
+    async def read_until_up() -> None:
+        while "Ctrl-C stops everything" not in "".join(output):
+            line = await proc.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                raise AssertionError("fobs up exited:\n" + "".join(output[-50:]))
+            output.append(line.decode())
+    try:
+        await asyncio.wait_for(read_until_up(), 120)
+    except BaseException:
+        await stop_up(proc, output)
+        raise
+    return proc, output
+
+
+async def stop_up(proc: asyncio.subprocess.Process, output: list[str]) -> None:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+    rest, _ = await asyncio.wait_for(proc.communicate(), 60)
+    output.append(rest.decode())
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
+    proc, output = await fobs_up(tmp_path, "--varz-interval", "1", "--cycle", "0.5",
+                                 "--deas", "2", "--routers", "1")
     pids: list[int] = []
     try:
-        async def read_until_up() -> None:
-            while "Ctrl-C stops everything" not in "".join(output):
-                line = await proc.stdout.readline()  # type: ignore[union-attr]
-                if not line:
-                    raise AssertionError("fobs up exited:\n" + "".join(output[-50:]))
-                output.append(line.decode())
-        await asyncio.wait_for(read_until_up(), 120)
         text = "".join(output)
         summary = re.findall(r"^ (\S+)\s+(OK|\S.*?)\s{2,}Process$", text, re.M)
         assert dict(summary) == {name: "OK" for name in (
@@ -123,10 +141,7 @@ async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
         services = {s["name"]: s for s in get_json(f"{status_url}/status")["services"]}
         pids = [s["pid"] for s in services.values() if s["pid"]]
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        rest, _ = await asyncio.wait_for(proc.communicate(), 60)
-        output.append(rest.decode())
+        await stop_up(proc, output)
     assert proc.returncode == 0, "".join(output)[-3000:]
     assert pids and not [pid for pid in pids if alive(pid)], "processes left behind"
 
@@ -157,23 +172,12 @@ async def test_killed_dea_fires_component_down_restarts_and_resolves(tmp_path: P
     from tests.components.reference_helpers import subscribe
     rules = tmp_path / "fast.rules.py"
     rules.write_text(FAST_RULES)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "fobs", "up", "--dir", str(tmp_path / "var"),
-        "--varz-interval", "0.5", "--alert-interval", "0.5", "--cycle", "6",
-        "--rules", str(rules), "--deas", "2", "--routers", "1",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=tmp_path)
-    assert proc.stdout is not None
-    output: list[str] = []
+    proc, output = await fobs_up(tmp_path, "--varz-interval", "0.5", "--alert-interval", "0.5",
+                                 "--cycle", "6", "--rules", str(rules), "--deas", "2",
+                                 "--routers", "1")
     pids: list[int] = []
     nc = None
     try:
-        async def read_until_up() -> None:
-            while "Ctrl-C stops everything" not in "".join(output):
-                line = await proc.stdout.readline()  # type: ignore[union-attr]
-                if not line:
-                    raise AssertionError("fobs up exited:\n" + "".join(output[-50:]))
-                output.append(line.decode())
-        await asyncio.wait_for(read_until_up(), 120)
         text = "".join(output)
         status_url = re.search(r"Supervisor status page\s+(\S+)", text).group(1)  # type: ignore[union-attr]
         nats_url = re.search(r"NATS\s+(nats://\S+)", text).group(1)  # type: ignore[union-attr]
@@ -212,9 +216,6 @@ async def test_killed_dea_fires_component_down_restarts_and_resolves(tmp_path: P
     finally:
         if nc is not None:
             await nc.close()
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-        rest, _ = await asyncio.wait_for(proc.communicate(), 60)
-        output.append(rest.decode())
+        await stop_up(proc, output)
     assert proc.returncode == 0, "".join(output)[-3000:]
     assert pids and not [pid for pid in pids if alive(pid)], "processes left behind"
