@@ -26,6 +26,16 @@ def free_port() -> int:
     return free_ports(1)[0]
 
 
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """(cert, key) for 127.0.0.1, made with openssl; the cert is its own CA."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
 def find_binary(name: str, *extra: str) -> str:
     for candidate in (name, *extra):
         found = shutil.which(candidate) or next(
@@ -162,12 +172,13 @@ class NatsServer(Service):
 
     def __init__(self, workdir: Path, *, cluster_port: int | None = None,
                  routes: Sequence[str] = (), cluster_name: str = "fobs-test",
-                 ports: Sequence[int] | None = None) -> None:
+                 ports: Sequence[int] | None = None, args: Sequence[str] = ()) -> None:
         super().__init__(workdir)
         self.port, self.monitor_port = ports or free_ports(2)
         self.cluster_port = cluster_port
         self.routes = list(routes)
         self.cluster_name = cluster_name
+        self.args = list(args)      # e.g. --user/--pass, --tls --tlscert/--tlskey
 
     @property
     def url(self) -> str:
@@ -181,7 +192,7 @@ class NatsServer(Service):
 
     def command(self) -> Sequence[str]:
         cmd = [find_binary("nats-server"), "-a", "127.0.0.1", "-p", str(self.port),
-               "-m", str(self.monitor_port)]
+               "-m", str(self.monitor_port), *self.args]
         if self.cluster_port:
             cmd += ["--cluster_name", self.cluster_name,
                     "--cluster", f"nats://127.0.0.1:{self.cluster_port}"]

@@ -207,3 +207,26 @@ async def _log_counts_are(comp: Component, **expected: int) -> bool:
     counts = comp.snapshot()["log_counts"]
     comp._snapshot = None  # force a refresh next time
     return all(counts[k] == v for k, v in expected.items())
+
+
+async def test_nats_tls_and_user_password(tmp_path: Any) -> None:
+    """The component's NATS options reach a real nats-server that demands TLS and a login."""
+    import nats
+    from tests.services import self_signed_certificate
+    cert, key = self_signed_certificate(tmp_path / "tls")
+    login = ["--user", "fobs", "--pass", "s3cret"]
+    with NatsServer(tmp_path / "nats-tls", args=[*login, "--tls", "--tlscert", str(cert),
+                                                  "--tlskey", str(key)]) as server:
+        url = f"tls://127.0.0.1:{server.port}"
+        import ssl
+        observer = await nats.connect(url, user="fobs", password="s3cret",
+                                      tls=ssl.create_default_context(cafile=str(cert)))
+        sub = await subscribe(observer, runtime.ANNOUNCE)
+        comp = Component("DEA", ComponentConfig(nats=NatsConfig(
+            servers=(url,), user="fobs", password="s3cret", tls_ca=str(cert))))
+        try:
+            await comp.start()
+            assert (await next_message(sub))["uuid"] == comp.uuid
+        finally:
+            await comp.stop()
+            await observer.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -101,12 +100,8 @@ async def test_idle_timeout_and_max_connections(aggregator) -> None:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    d = tmp_path_factory.mktemp("tls")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem")],
-                   check=True, capture_output=True)
-    return d / "cert.pem", d / "key.pem"
+    from tests.services import self_signed_certificate
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 async def test_tls(aggregator, certificate: tuple[Path, Path]) -> None:
