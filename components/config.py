@@ -154,3 +154,10 @@ def host_port(value: str, key: str) -> tuple[str, int]:
     if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
         raise ConfigError(f"{key}: expected HOST:PORT, got {value!r}")
     return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def nats_subject(value: str, key: str) -> None:
+    """Raise ConfigError naming `key` unless `value` is a subject one can publish on."""
+    if not value or any(c in value for c in " \t*>") or ".." in value \
+            or value.startswith(".") or value.endswith("."):
+        raise ConfigError(f"{key}: not a NATS subject: {value!r}")

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
-from components.config import ConfigError, positive
+from components.config import ConfigError, nats_subject, positive
 from components.runtime import Component, ComponentConfig
 from dashboards.evaluator import Alert, Evaluator
 from dashboards.influx import InfluxQuery
@@ -46,8 +46,7 @@ class EvaluationConfig:
 
     def validate(self) -> None:
         positive(self.interval, "interval")
-        if not self.subject or any(c in self.subject for c in " *>"):
-            raise ConfigError(f"subject: not a NATS subject: {self.subject!r}")
+        nats_subject(self.subject, "subject")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.config import ConfigError, host_port, positive
+from components.config import ConfigError, host_port, nats_subject, positive
 from components.runtime import ComponentConfig
 from syslog_agg.router import RoutingConfig
 from syslog_agg.store import StoreConfig
@@ -68,8 +68,7 @@ class TailConfig:
     burst: int = 200
 
     def validate(self) -> None:
-        if not self.subject_prefix or any(c in self.subject_prefix for c in " *>"):
-            raise ConfigError(f"subject_prefix: not a NATS subject: {self.subject_prefix!r}")
+        nats_subject(self.subject_prefix, "subject_prefix")
         positive(self.rate, "rate")
         positive(self.burst, "burst")
 

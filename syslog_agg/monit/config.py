@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from components.config import ConfigError, host_port, load, positive
+from components.config import ConfigError, host_port, load, nats_subject, positive
 from components.runtime import ComponentConfig
 
 Action = Literal["restart", "stop", "alert", "unmonitor"]
@@ -260,8 +260,7 @@ class SupervisorConfig:
 
     def validate(self) -> None:
         positive(self.cycle, "cycle")
-        if not self.alert_subject or any(c.isspace() for c in self.alert_subject):
-            raise ConfigError(f"alert_subject: expected a NATS subject, got {self.alert_subject!r}")
+        nats_subject(self.alert_subject, "alert_subject")
         keys: dict[str, str] = {}
         for kind, services in (("process", self.process), ("program", self.program)):
             for i, svc in enumerate(services):
