@@ -6,9 +6,7 @@ ports, and is killed and deleted on exit: nothing of it outlives the test run.
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,24 +16,10 @@ from pathlib import Path
 from types import TracebackType
 
 from components.config import ConfigError
+from fobs.influxd import find_influxd, influxd_config
+from fobs.ports import free_ports
 
 READY_TIMEOUT = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def find_influxd() -> str | None:
-    found = shutil.which("influxd")
-    if found:
-        return found
-    for candidate in ("/usr/bin/influxd", "/usr/sbin/influxd"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 class TemporaryInfluxd:
@@ -47,7 +31,7 @@ class TemporaryInfluxd:
             raise ConfigError("no InfluxDB to test against: install influxd (Debian package "
                               "influxdb) or pass --influxdb URL / set FOBS_INFLUXDB_URL")
         self.dir = Path(tempfile.mkdtemp(prefix="fobs-ruletest-"))
-        self.port = _free_port()
+        self.port, self.rpc_port = free_ports(2)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -57,15 +41,7 @@ class TemporaryInfluxd:
     def __enter__(self) -> str:
         data = self.dir / "data"
         config = self.dir / "influxdb.conf"
-        config.write_text(
-            "reporting-enabled = false\n"
-            f'bind-address = "127.0.0.1:{_free_port()}"\n'
-            f'[meta]\n  dir = "{data}/meta"\n'
-            f'[data]\n  dir = "{data}/data"\n  wal-dir = "{data}/wal"\n'
-            "  query-log-enabled = false\n"
-            f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
-            "[monitor]\n  store-enabled = false\n"
-            '[logging]\n  level = "error"\n')
+        config.write_text(influxd_config(data, self.port, self.rpc_port, log_level="error"))
         log = open(self.dir / "influxd.log", "wb")
         assert self.binary is not None
         self.proc = subprocess.Popen([self.binary, "-config", str(config)], stdout=log,

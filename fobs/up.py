@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import secrets
 import shutil
 import socket
@@ -27,6 +26,7 @@ from loguru import logger
 from components import daemon
 from components.config import ConfigError
 from components.logs import process_logging
+from fobs.influxd import find_influxd, influxd_config
 from fobs.ports import free_ports, port_free
 
 USER = "fobs"
@@ -173,8 +173,7 @@ def plan_stack(args: argparse.Namespace) -> Stack:
     allocator = Ports()
     ports = {name: allocator.pick(port, udp_too=name == "syslog")
              for name, port in DEFAULT_PORTS.items()}
-    influxd = shutil.which("influxd") or next(
-        (p for p in ("/usr/bin/influxd", "/usr/sbin/influxd") if os.access(p, os.X_OK)), None)
+    influxd = find_influxd()
     start_influxd = not args.influx_url and influxd is not None
     # "" = no InfluxDB at all: points go to a line-protocol file, no alert evaluation.
     influx_url = args.influx_url or (f"http://127.0.0.1:{ports['influxd']}"
@@ -201,16 +200,9 @@ def write_configs(stack: Stack) -> dict[str, Path]:
         outputs["file"] = [{"name": "file", "path": str(stack.root / "points.lp")}]
     files = {}
     if stack.start_influxd:
-        data = stack.root / "influxd"
-        files["influxd"] = write_private(etc / "influxdb.conf", (
-            "reporting-enabled = false\n"
-            f'bind-address = "127.0.0.1:{stack.allocator.pick()}"\n'
-            f'[meta]\n  dir = "{data}/meta"\n'
-            f'[data]\n  dir = "{data}/data"\n  wal-dir = "{data}/wal"\n'
-            "  query-log-enabled = false\n"
-            f'[http]\n  bind-address = "127.0.0.1:{stack.ports["influxd"]}"\n'
-            "  log-enabled = false\n"
-            "[monitor]\n  store-enabled = false\n"))
+        files["influxd"] = write_private(etc / "influxdb.conf", influxd_config(
+            stack.root / "influxd", stack.ports["influxd"], stack.allocator.pick(),
+            log_level="info"))
     syslog = {
         "listen": {"udp": stack.syslog_address, "tcp": stack.syslog_address},
         "store": {"root": str(stack.root / "logs"), "format": "json"},

@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from fobs.influxd import find_influxd, influxd_config
 from fobs.ports import free_ports
 
 READY_TIMEOUT = 30.0
@@ -262,25 +263,16 @@ class Influxd(Service):
         return True
 
     def write_config(self) -> None:
-        data = self.workdir / "data"
-        self.config_path.write_text(
-            "reporting-enabled = false\n"
-            f'bind-address = "127.0.0.1:{self.rpc_port}"\n'
-            f'[meta]\n  dir = "{data}/meta"\n'
-            f'[data]\n  dir = "{data}/data"\n  wal-dir = "{data}/wal"\n'
-            '  query-log-enabled = false\n'
-            f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
-            + self.http_options +
-            '[monitor]\n  store-enabled = false\n'
-            '[logging]\n  level = "warn"\n'
-        )
+        self.config_path.write_text(influxd_config(self.workdir / "data", self.port,
+                                                   self.rpc_port,
+                                                   http_options=self.http_options))
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> Sequence[str]:
-        return [find_binary("influxd"), "-config", str(self.config_path)]
+        return [find_influxd() or find_binary("influxd"), "-config", str(self.config_path)]
 
     def ready(self) -> bool:
         return http_status(f"{self.url}/ping") == 204
