@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from fobs.up import to_toml
+from tests.waiting import until as _until
 
 EVERY_TYPE = {"DEA", "Router", "Stager", "Collector", "SyslogAggregator", "Supervisor",
               "AlertEvaluator"}
@@ -40,18 +41,8 @@ def influx(url: str, q: str) -> list[dict[str, Any]]:
 
 
 async def until(check: Any, what: str, timeout: float = 60.0) -> Any:
-    """Poll an HTTP API (no event to await across processes) until `check()` is truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        try:
-            result = check()
-        except OSError:
-            result = None
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.25)
+    """Poll an HTTP API of another process; a refused connection means not yet."""
+    return await _until(check, what, timeout, interval=0.25, errors=(OSError,))
 
 
 def alive(pid: int) -> bool:
@@ -169,6 +160,7 @@ async def test_killed_dea_fires_component_down_restarts_and_resolves(tmp_path: P
     The shipped rule waits 30 s + 1 m; this run uses the same query with a 2 s window and
     1 s `for`, and a 6 s supervisor cycle, so the DEA stays down long enough to fire."""
     import nats
+
     from tests.components.reference_helpers import subscribe
     rules = tmp_path / "fast.rules.py"
     rules.write_text(FAST_RULES)

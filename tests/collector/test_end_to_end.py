@@ -15,18 +15,17 @@ from collector.daemon import Collector
 from collector.historians.config import InfluxV1Config, OutputsConfig, RetryConfig
 from tests.collector.collector_helpers import HttpTarget, collector_config
 from tests.services import Influxd
+from tests.waiting import until as _until
 
 REPO = Path(__file__).parents[2]
-FAST_RETRY = RetryConfig(initial_delay=0.2, max_delay=1.0)
 
 
 async def until(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    """For what only another process can tell (influxd's counts): poll with a deadline."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not await asyncio.to_thread(check):
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.2)
+    """For what only another process can tell (influxd's counts): poll in a thread."""
+    await _until(check, what, timeout, interval=0.2, in_thread=True)
+
+
+FAST_RETRY = RetryConfig(initial_delay=0.2, max_delay=1.0)
 
 
 def influx_outputs(influxd: Influxd, db: str, spool: Path) -> OutputsConfig:
@@ -202,11 +201,11 @@ async def test_influxdb_v2_api_into_victoria_metrics(
         "--healthz-interval", "0.5", "--status", "127.0.0.1:0"])
     await make_collector(load_config(args), real_outputs=True)
 
-    def landed() -> bool:
-        series = victoria_metrics.export('scrape_up{job="DEA"}')
+    def landed() -> bool:   # the varz series itself: healthz may land first
+        series = victoria_metrics.export('scrape_up{job="DEA",endpoint="varz"}')
         return any(s["metric"].get("index") == "6" and s["values"] for s in series)
 
-    await until(landed, "scrape_up of DEA/6 in VictoriaMetrics")
+    await until(landed, "scrape_up of DEA/6's varz in VictoriaMetrics")
     [series] = [s for s in victoria_metrics.export('scrape_up{job="DEA",endpoint="varz"}')]
     assert series["metric"]["deployment"] == "untitled_dev" and set(series["values"]) == {1}
     assert victoria_metrics.export('component_uptime_seconds{job="DEA",index="6"}')

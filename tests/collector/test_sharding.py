@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from collector.daemon import Collector
 from components.bus import NatsConfig
 from components.runtime import Component, ComponentConfig
 from tests.collector.collector_helpers import MemoryOutputs, collector_config
+from tests.waiting import until
 
 FLEET = 12
 PRUNE = 4.0
-
-
-async def until(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    """Ownership changes have no single event across collectors: poll with a deadline."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def owners(collectors: list[Collector], uuids: set[str]) -> dict[str, list[str]]:
