@@ -1,4 +1,4 @@
-"""`python -m collector ARGS` = `fobs collector ARGS`."""
+"""`python -m fobs.collector ARGS` = `fobs collector ARGS`."""
 
 import sys
 

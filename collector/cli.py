@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from collector.config import CollectorConfig
-from collector.config import load_config as load_file
-from components import daemon
-from components.config import ConfigError
-from components.logs import process_logging
+from fobs.collector.config import CollectorConfig
+from fobs.collector.config import load_config as load_file
+from fobs.components import daemon
+from fobs.components.config import ConfigError
+from fobs.components.logs import process_logging
 
 DEFAULT_STATUS_URL = "http://127.0.0.1:9190"
 # A fleet is millions of long-lived objects (targets, jobs, connections) and every scrape
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     gc.set_threshold(*GC_THRESHOLDS)
     if args.once:
         return once(config, args.wait)
-    from collector.daemon import Collector
+    from fobs.collector.daemon import Collector
 
     async def main(stop: asyncio.Event) -> int:
         collector = Collector(config)
@@ -132,8 +132,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def once(config: CollectorConfig, wait: float) -> int:
-    from collector.daemon import collect_once
-    from collector.lineprotocol import encode
+    from fobs.collector.daemon import collect_once
+    from fobs.collector.lineprotocol import encode
     try:
         points = asyncio.run(collect_once(config, wait))
     except OSError as e:
@@ -145,7 +145,7 @@ def once(config: CollectorConfig, wait: float) -> int:
 
 
 def check(config: CollectorConfig) -> int:
-    from collector.status import fetch
+    from fobs.collector.status import fetch
     if not config.status.address:
         raise ConfigError("--check: the status API is disabled (status.address is empty)")
     url = f"http://{config.status.address}"
@@ -164,7 +164,7 @@ def check(config: CollectorConfig) -> int:
 
 
 def status(args: argparse.Namespace) -> int:
-    from collector.status import fetch_targets, print_components
+    from fobs.collector.status import fetch_targets, print_components
     credentials = None
     if args.credentials:
         user, sep, password = args.credentials.partition(":")
@@ -190,7 +190,7 @@ def print_supervisor(url: str) -> None:
     """The supervisor's process table in monit's summary layout, if one answers at `url`."""
     import urllib.request
 
-    from syslog_agg.monit import render
+    from fobs.syslog_agg.monit import render
     try:
         with urllib.request.urlopen(f"{url}/status", timeout=5) as resp:
             supervisor = json.load(resp)

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
-from collector.historians.config import OutputsConfig
-from components.config import ConfigError, host_port, load, positive
-from components.runtime import ComponentConfig
+from fobs.collector.historians.config import OutputsConfig
+from fobs.components.config import ConfigError, host_port, load, positive
+from fobs.components.runtime import ComponentConfig
 
 DEFAULT_DEPLOYMENT = "untitled_dev"        # Cloud Foundry's collector default
 DEFAULT_VARZ_INTERVAL = 10.0
@@ -207,7 +207,7 @@ class CollectorConfig:
 
 def load_config(path: str | Path | None = None,
                 overrides: Mapping[str, Any] | None = None) -> CollectorConfig:
-    """`components.config.load` of a CollectorConfig, telling where an old top-level key went."""
+    """`fobs.components.config.load` of a CollectorConfig, telling where an old top-level key went."""
     try:
         return load(CollectorConfig, path, overrides)
     except ConfigError as e:

@@ -14,24 +14,29 @@ from typing import Any, Protocol
 
 from loguru import logger
 
-from collector.config import CollectorConfig
-from collector.discovery import (Discoverer, DiscoveryStats, NatsDiscoverer, StaticDiscoverer,
-                                 Update)
-from collector.handlers import role_for
-from collector.outputs import Outputs
-from collector.point import Point
-from collector.registry import Registry
-from collector.scrape import Scraper
-from collector.status import StatusServer
-from components.bus import Bus
-from components.runtime import Component
+from fobs.collector.config import CollectorConfig
+from fobs.collector.discovery import (
+    Discoverer,
+    DiscoveryStats,
+    NatsDiscoverer,
+    StaticDiscoverer,
+    Update,
+)
+from fobs.collector.handlers import role_for
+from fobs.collector.outputs import Outputs
+from fobs.collector.point import Point
+from fobs.collector.registry import Registry
+from fobs.collector.scrape import Scraper
+from fobs.collector.status import StatusServer
+from fobs.components.bus import Bus
+from fobs.components.runtime import Component
 
 COMPONENT_TYPE = "Collector"
 PRUNE_CHECKS_PER_INTERVAL = 10     # prune precision: a tenth of prune_interval
 
 
 class Sink(Protocol):
-    """What the collector hands each scrape's points to: `collector.outputs.Outputs`."""
+    """What the collector hands each scrape's points to: `fobs.collector.outputs.Outputs`."""
 
     def add(self, points: list[Point]) -> int: ...
 
@@ -237,7 +242,7 @@ async def collect_once(config: CollectorConfig, wait: float) -> list[Point]:
         try:
             bus = await asyncio.wait_for(Bus.connect(config.component.nats, "collector/once"),
                                          max(5.0, wait))
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise OSError(f"no NATS server answered at {', '.join(config.component.nats.servers)}"
                           ) from None
         discoverers.append(NatsDiscoverer(bus, config.discovery.discover_interval))

@@ -22,9 +22,9 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
-from collector.config import StaticTarget
-from collector.target import Discovered
-from components.bus import Bus
+from fobs.collector.config import StaticTarget
+from fobs.collector.target import Discovered
+from fobs.components.bus import Bus
 
 ANNOUNCE = "vcap.component.announce"
 DISCOVER = "vcap.component.discover"

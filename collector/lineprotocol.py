@@ -31,7 +31,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass
 from typing import NamedTuple
 
-from collector.point import FieldValue, Point
+from fobs.collector.point import FieldValue, Point
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1

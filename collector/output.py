@@ -5,7 +5,7 @@ point is accepted once it is there) and never waits; one task per output drains 
 
 - a batch is sent when it holds `batch_size` points or `batch_bytes`, or when its oldest point has
   waited `flush_interval` (a full spool wakes the task early, except while it is backing off);
-- the answer decides (see `collector.historians.errors`): written → acknowledged; WriteError
+- the answer decides (see `fobs.collector.historians.errors`): written → acknowledged; WriteError
   (network, timeout, 5xx, 429, 408) → kept and retried with a doubling, jittered backoff capped at
   `retry.max_delay`, or the server's Retry-After when longer (capped at `retry.retry_after_max`);
   413 → the batch is split in halves, recursively, and later batches are kept under the size that
@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass
 
 from loguru import logger
 
-from collector.historians import Historian
-from collector.historians.config import OutputOptions
-from collector.historians.errors import (
+from fobs.collector.historians import Historian
+from fobs.collector.historians.config import OutputOptions
+from fobs.collector.historians.errors import (
     FatalError,
     HistorianError,
     PartialWriteError,
@@ -36,9 +36,9 @@ from collector.historians.errors import (
     TooLargeError,
     WriteError,
 )
-from collector.quarantine import Quarantine
-from collector.spool import Batch, Buffer
-from collector.throttle import Every
+from fobs.collector.quarantine import Quarantine
+from fobs.collector.spool import Batch, Buffer
+from fobs.collector.throttle import Every
 
 MIN_SPLIT_BYTES = 64 * 1024            # 413 never shrinks later batches below this
 SYNC_EVERY = 1.0                       # seconds: the spool's fsync policy is applied this often
@@ -65,7 +65,7 @@ class OutputStats:
 
 
 class Output:
-    """See the module docstring. Made and started by `collector.outputs.Outputs`."""
+    """See the module docstring. Made and started by `fobs.collector.outputs.Outputs`."""
 
     def __init__(self, name: str, kind: str, historian: Historian, buffer: Buffer,
                  options: OutputOptions, quarantine: Quarantine) -> None:
@@ -149,7 +149,7 @@ class Output:
             self._progress.clear()
             try:
                 await asyncio.wait_for(self._progress.wait(), min(remaining, 0.5))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return True
 
@@ -215,7 +215,7 @@ class Output:
             try:
                 await asyncio.wait_for(self._wake.wait(), min(remaining, SYNC_EVERY))
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     def _backoff(self) -> float:

@@ -21,15 +21,15 @@ from pathlib import Path
 
 from loguru import logger
 
-from collector.historians import create
-from collector.historians.config import OutputsConfig
-from collector.lineprotocol import Encoder
-from collector.output import Output
-from collector.point import Point
-from collector.quarantine import Quarantine
-from collector.spool import Buffer, SpoolError, open_spool
-from collector.throttle import Every
-from components.config import ConfigError
+from fobs.collector.historians import create
+from fobs.collector.historians.config import OutputsConfig
+from fobs.collector.lineprotocol import Encoder
+from fobs.collector.output import Output
+from fobs.collector.point import Point
+from fobs.collector.quarantine import Quarantine
+from fobs.collector.spool import Buffer, SpoolError, open_spool
+from fobs.collector.throttle import Every
+from fobs.components.config import ConfigError
 
 
 class Outputs:
@@ -61,7 +61,7 @@ class Outputs:
                                       quarantine))
             for output in outputs:
                 await output.start()
-                target = getattr(output.options, "url", None) or getattr(output.options, "path")
+                target = getattr(output.options, "url", None) or output.options.path
                 logger.info("Output {} ({}) writes to {}; {} points waiting in its spool",
                             output.name, output.kind, target, output.buffer.pending()[0])
         except BaseException:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from loguru import logger
 
-from collector.throttle import Every
+from fobs.collector.throttle import Every
 
 
 @dataclass

@@ -21,8 +21,8 @@ from typing import Any, Protocol
 
 from loguru import logger
 
-from collector.discovery import Update
-from collector.target import Discovered, Target
+from fobs.collector.discovery import Update
+from fobs.collector.target import Discovered, Target
 
 COLLECTOR_TYPE = "Collector"
 

@@ -26,7 +26,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -35,10 +35,10 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from loguru import logger
 
-from collector.config import ENDPOINTS, ScrapeConfig
-from collector.handlers import Handler, handler_for
-from collector.point import ListAppender, Point
-from collector.target import Target
+from fobs.collector.config import ENDPOINTS, ScrapeConfig
+from fobs.collector.handlers import Handler, handler_for
+from fobs.collector.point import ListAppender, Point
+from fobs.collector.target import Target
 
 MEASUREMENT = "scrape"
 CHUNK = 64 * 1024
@@ -144,7 +144,7 @@ class Scraper:
         self.commit = commit
         self.stats = stats or ScrapeStats()
         self.scheduler = AsyncIOScheduler(
-            timezone=timezone.utc, logger=logging.getLogger("fobs.collector.scheduler"),
+            timezone=UTC, logger=logging.getLogger("fobs.collector.scheduler"),
             job_defaults={"coalesce": True, "max_instances": 1})
         self.scheduler.add_listener(self._on_scheduler_event,
                                     EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
@@ -246,8 +246,8 @@ class Scraper:
                                                    endpoint))
             self.scheduler.add_job(
                 self._run, IntervalTrigger(seconds=interval,
-                                           start_date=datetime.fromtimestamp(start, timezone.utc),
-                                           timezone=timezone.utc),
+                                           start_date=datetime.fromtimestamp(start, UTC),
+                                           timezone=UTC),
                 args=(uuid, endpoint), id=f"{uuid}/{endpoint}", replace_existing=True,
                 misfire_grace_time=max(1, int(interval / 2)))
 

@@ -41,8 +41,8 @@ from typing import Literal, Protocol
 
 from loguru import logger
 
-from collector.throttle import Every
-from components.config import ConfigError, positive
+from fobs.collector.throttle import Every
+from fobs.components.config import ConfigError, positive
 
 MAGIC = 0x53424F46                                   # b"FOBS" little-endian
 HEADER = struct.Struct("<IIIIQ")                     # magic, crc, length, points, appended_at_ns

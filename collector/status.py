@@ -19,18 +19,18 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from aiohttp import web
 from loguru import logger
 
-from collector.config import StatusConfig
-from collector.registry import Registry
-from collector.scrape import Scraper
-from collector.target import EndpointState, Target
-from components import auth
-from components.config import ConfigError, host_port
+from fobs.collector.config import StatusConfig
+from fobs.collector.registry import Registry
+from fobs.collector.scrape import Scraper
+from fobs.collector.target import EndpointState, Target
+from fobs.components import auth
+from fobs.components.config import ConfigError, host_port
 
 Health = Callable[[], Awaitable[list[str]]]
 NEVER = "0001-01-01T00:00:00Z"      # what Prometheus shows for a target not yet scraped
@@ -39,7 +39,7 @@ NEVER = "0001-01-01T00:00:00Z"      # what Prometheus shows for a target not yet
 def rfc3339(epoch: float) -> str:
     if not epoch:
         return NEVER
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def duration(seconds: float) -> str:

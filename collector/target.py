@@ -14,7 +14,7 @@ from typing import Literal
 
 from yarl import URL
 
-from components.auth import basic_auth_header
+from fobs.components.auth import basic_auth_header
 
 Health = Literal["unknown", "up", "down"]
 
@@ -41,7 +41,7 @@ class Discovered:
     def url(self, endpoint: str) -> str:
         return f"{self.scheme}://{self.host}{self.path_prefix}/{endpoint}"
 
-    def same_endpoint(self, other: "Discovered") -> bool:
+    def same_endpoint(self, other: Discovered) -> bool:
         """Whether scraping `other` is scraping the same thing (else: reschedule)."""
         return (self.host, self.credentials, self.scheme, self.path_prefix, self.type,
                 self.index) == (other.host, other.credentials, other.scheme,

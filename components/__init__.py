@@ -5,10 +5,10 @@ checks, and calling `start()`: it then registers over NATS the Cloud Foundry way
 /varz, /healthz and /metrics behind basic auth.
 """
 
-from components.bus import Bus, NatsConfig
-from components.config import ConfigError
-from components.logs import SyslogConfig
-from components.runtime import Component, ComponentConfig, uptime_string
+from fobs.components.bus import Bus, NatsConfig
+from fobs.components.config import ConfigError
+from fobs.components.logs import SyslogConfig
+from fobs.components.runtime import Component, ComponentConfig, uptime_string
 
 __all__ = ["Bus", "Component", "ComponentConfig", "ConfigError", "NatsConfig", "SyslogConfig",
            "uptime_string"]

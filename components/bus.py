@@ -17,7 +17,7 @@ import nats
 from loguru import logger
 from nats.aio.client import Client
 
-from components.config import ConfigError, positive
+from fobs.components.config import ConfigError, positive
 
 DEFAULT_NATS_URL = "nats://127.0.0.1:4222"
 
@@ -77,7 +77,7 @@ class Bus:
     closing: bool = False
 
     @classmethod
-    async def connect(cls, config: NatsConfig, name: str) -> "Bus":
+    async def connect(cls, config: NatsConfig, name: str) -> Bus:
         """Connect, waiting (forever, retrying) until a server answers."""
         bus = cls(Client(), name)
         options: dict[str, object] = {}

@@ -8,17 +8,16 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from components import daemon
-from components.config import ConfigError, host_port, load
-from components.logs import process_logging
-from components.runtime import Component, ComponentConfig
-
+from fobs.components import daemon
+from fobs.components.config import ConfigError, host_port, load
+from fobs.components.logs import process_logging
+from fobs.components.runtime import Component, ComponentConfig
 
 KINDS = ("dea", "router", "stager")
 
 
 def _reference() -> dict[str, tuple[Any, Any]]:
-    from components.reference import COMPONENTS
+    from fobs.components.reference import COMPONENTS
     return COMPONENTS
 
 
@@ -35,7 +34,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         p.add_argument("--index", type=int, help="component index (default 0)")
         _common_flags(p)
         p.set_defaults(handler=run_one)
-    from components import fleet
+    from fobs.components import fleet
     fleet.add_command(kinds, _common_flags)
 
 
@@ -102,7 +101,7 @@ def run_one(args: argparse.Namespace) -> int:
     process_logging().configure(comp_config.log_level, comp_config.syslog)
 
     async def main(stop: asyncio.Event) -> int:
-        from components.reference import TYPES, create
+        from fobs.components.reference import TYPES, create
         comp = Component(TYPES[args.kind], comp_config)
         sim = create(args.kind, comp, sim_config)
         await comp.start()

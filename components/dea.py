@@ -21,14 +21,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from components.config import ConfigError, positive
-from components.sim.clock import Clock, wall_clock
-from components.sim.instance import (ALIVE, BORN, CRASHED, DELETED, EVACUATING, RESERVING,
-                                     RESUMING, RUNNING, STARTING, STOPPED, STOPPING, AppSpec,
-                                     Instance)
-from components.sim.rng import binomial, child_rng, lognormal, stochastic_round
-from components.sim.simulation import Simulation
-from components.sim.traffic import DailyCurve
+from fobs.components.config import ConfigError, positive
+from fobs.components.sim.clock import Clock, wall_clock
+from fobs.components.sim.instance import (
+    ALIVE,
+    BORN,
+    CRASHED,
+    DELETED,
+    EVACUATING,
+    RESERVING,
+    RESUMING,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    STOPPING,
+    AppSpec,
+    Instance,
+)
+from fobs.components.sim.rng import binomial, child_rng, lognormal, stochastic_round
+from fobs.components.sim.simulation import Simulation
+from fobs.components.sim.traffic import DailyCurve
 
 ANSWER_WITHIN = 1.0   # seconds: delay of the answer to router.start / dea.locate
 CRASH_REASONS = ((137, "out of memory"), (1, "app instance exited"),

@@ -11,19 +11,19 @@ import argparse
 import asyncio
 import json
 import time
-from dataclasses import replace
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from loguru import logger
 
-from components import daemon
-from components.bus import Bus
-from components.config import ConfigError
-from components.logs import process_logging
-from components.process import ProcessStats
-from components.runtime import Component
+from fobs.components import daemon
+from fobs.components.bus import Bus
+from fobs.components.config import ConfigError
+from fobs.components.logs import process_logging
+from fobs.components.process import ProcessStats
+from fobs.components.runtime import Component
 
 START_BATCH = 100   # components started concurrently
 
@@ -47,7 +47,7 @@ def add_command(kinds: argparse._SubParsersAction, common_flags: Callable[..., N
 
 
 def parse_mix(text: str) -> dict[str, int]:
-    from components.cli import KINDS
+    from fobs.components.cli import KINDS
     mix: dict[str, int] = {}
     for part in text.split(","):
         kind, sep, weight = part.strip().partition("=")
@@ -78,8 +78,8 @@ def file_sd(components: list[Component]) -> list[dict[str, Any]]:
 
 
 def run_fleet(args: argparse.Namespace) -> int:
-    from components.cli import _reference, file_config
-    from components.reference import TYPES, create
+    from fobs.components.cli import _reference, file_config
+    from fobs.components.reference import TYPES, create
     if args.count < 1:
         raise ConfigError("--count: must be at least 1")
     kinds = plan(args.count, parse_mix(args.mix))

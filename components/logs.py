@@ -20,12 +20,12 @@ import socket
 import sys
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from loguru import logger
 
-from components.config import ConfigError, host_port
+from fobs.components.config import ConfigError, host_port
 
 # loguru level → Steno-style name used in varz log_counts (what Cloud Foundry's collector read).
 LEVEL_NAMES = {"TRACE": "debug2", "DEBUG": "debug", "INFO": "info", "SUCCESS": "info",
@@ -82,7 +82,7 @@ def format_rfc5424(record: Any, facility: int, hostname: str) -> bytes:
     extra = record["extra"]
     job = str(extra.get("job", "fobs"))
     pri = facility * 8 + SEVERITY.get(record["level"].name, 6)
-    ts = record["time"].astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    ts = record["time"].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     app = ("vcap." + job.lower())[:48]
     sd = "-"
     if "job" in extra:
@@ -226,4 +226,4 @@ def process_logging() -> Logging:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

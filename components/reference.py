@@ -15,11 +15,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from components.dea import Dea, DeaConfig
-from components.router import Router, RouterConfig
-from components.sim.clock import Clock, wall_clock
-from components.sim.rng import seeded_rng
-from components.stager import Stager, StagerConfig
+from fobs.components.dea import Dea, DeaConfig
+from fobs.components.router import Router, RouterConfig
+from fobs.components.sim.clock import Clock, wall_clock
+from fobs.components.sim.rng import seeded_rng
+from fobs.components.stager import Stager, StagerConfig
 
 COMPONENTS: dict[str, tuple[type[Any], type[Any]]] = {
     "dea": (Dea, DeaConfig),

@@ -14,19 +14,19 @@ from __future__ import annotations
 import random
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
-from components.config import ConfigError, positive
-from components.sim.clock import Clock, wall_clock
-from components.sim.http_metric import HttpMetric
-from components.sim.latency import LatencyModel
-from components.sim.rng import binomial, guid, poisson
-from components.sim.route_table import Endpoint, RouteFeed, RouteTable
-from components.sim.simulation import Simulation
-from components.sim.traffic import Bursts, DailyCurve
+from fobs.components.config import ConfigError, positive
+from fobs.components.sim.clock import Clock, wall_clock
+from fobs.components.sim.http_metric import HttpMetric
+from fobs.components.sim.latency import LatencyModel
+from fobs.components.sim.rng import binomial, guid, poisson
+from fobs.components.sim.route_table import Endpoint, RouteFeed, RouteTable
+from fobs.components.sim.simulation import Simulation
+from fobs.components.sim.traffic import Bursts, DailyCurve
 
 TOP_APPS_SLOTS = 6        # top10_app_requests counts the last 6 × 10 s
 TOP_APPS_SLOT_SECONDS = 10.0
@@ -274,7 +274,7 @@ class Router(Simulation):
             seconds = self.latency.sample(self.routes.app_scale(endpoint.app_id))
         uri = min(endpoint.uris) if endpoint.uris else "-"
         client = f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-        stamp = datetime.fromtimestamp(now, timezone.utc).strftime("%d/%m/%Y:%H:%M:%S.%f")[:-3]
+        stamp = datetime.fromtimestamp(now, UTC).strftime("%d/%m/%Y:%H:%M:%S.%f")[:-3]
         method = "POST" if rng.random() < 0.15 else "GET"
         line = (f'{uri} - [{stamp} +0000] "{method} {rng.choice(PATHS)} HTTP/1.1" {code} '
                 f'{0 if method == "GET" else rng.randrange(100, 4000)} '

@@ -18,17 +18,17 @@ import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 from loguru import logger
 
-from components import auth, exposition
-from components.bus import Bus, NatsConfig
-from components.config import ConfigError
-from components.logs import SyslogConfig, process_logging
-from components.process import ProcessStats
+from fobs.components import auth, exposition
+from fobs.components.bus import Bus, NatsConfig
+from fobs.components.config import ConfigError
+from fobs.components.logs import SyslogConfig, process_logging
+from fobs.components.process import ProcessStats
 
 ANNOUNCE = "vcap.component.announce"
 DISCOVER = "vcap.component.discover"
@@ -61,7 +61,7 @@ class ComponentConfig:
             raise ConfigError(f"port: must be 0..65535, got {self.port}")
         if bool(self.user) != bool(self.password):
             raise ConfigError("user: user and password go together (or leave both empty)")
-        from components.logs import SEVERITY
+        from fobs.components.logs import SEVERITY
         if self.log_level.upper() not in SEVERITY:
             raise ConfigError(f"log_level: must be one of {', '.join(SEVERITY)}, "
                               f"got {self.log_level!r}")
@@ -96,7 +96,7 @@ class Component:
                             self.config.password or auth.generate_secret())
         self.varz: dict[str, Any] = {}
         self.log = logger.bind(job=type, index=self.index, uuid=self.uuid)
-        self.start_time = datetime.now(timezone.utc)
+        self.start_time = datetime.now(UTC)
         self._started_mono = time.monotonic()
         self._stats = stats or ProcessStats()
         self._refresh_hooks: list[RefreshHook] = []
@@ -246,7 +246,7 @@ class Component:
                 result = check()
                 if inspect.isawaitable(result):
                     result = await asyncio.wait_for(result, HEALTH_CHECK_TIMEOUT)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 result = f"health check timed out after {HEALTH_CHECK_TIMEOUT:g}s"
             except Exception as e:
                 result = f"health check raised {type(e).__name__}: {e}"

@@ -18,14 +18,14 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import Any
 
-from components.config import ConfigError, positive
-from components.sim.clock import Clock, wall_clock
-from components.sim.dea_pool import DeaPool
-from components.sim.histogram import SlidingHistogram
-from components.sim.instance import AppSpec
-from components.sim.rng import hex_id, lognormal, poisson
-from components.sim.simulation import Simulation
-from components.sim.traffic import DailyCurve
+from fobs.components.config import ConfigError, positive
+from fobs.components.sim.clock import Clock, wall_clock
+from fobs.components.sim.dea_pool import DeaPool
+from fobs.components.sim.histogram import SlidingHistogram
+from fobs.components.sim.instance import AppSpec
+from fobs.components.sim.rng import hex_id, lognormal, poisson
+from fobs.components.sim.simulation import Simulation
+from fobs.components.sim.traffic import DailyCurve
 
 NO_APP_DETECTED = "NoAppDetectedError"
 COMPILE_FAILED = "BuildpackCompileFailed"

@@ -20,12 +20,12 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
-from components.config import ConfigError, nats_subject, positive
-from components.runtime import Component, ComponentConfig
-from dashboards.evaluator import Alert, Evaluator
-from dashboards.influx import InfluxQuery
-from dashboards.notify import AlertmanagerNotifier, NatsNotifier
-from dashboards.rules import Rule, RuleError, load_rules
+from fobs.components.config import ConfigError, nats_subject, positive
+from fobs.components.runtime import Component, ComponentConfig
+from fobs.dashboards.evaluator import Alert, Evaluator
+from fobs.dashboards.influx import InfluxQuery
+from fobs.dashboards.notify import AlertmanagerNotifier, NatsNotifier
+from fobs.dashboards.rules import Rule, RuleError, load_rules
 
 COMPONENT_TYPE = "AlertEvaluator"
 
@@ -175,7 +175,7 @@ class AlertDaemon:
                     due = next_tick(time.time(), interval)
                 try:
                     await asyncio.wait_for(stop.wait(), timeout=max(0.0, due - time.time()))
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
         finally:
             await self.query.close()

@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from components.config import ConfigError
-from dashboards import grafana
-from dashboards.rules import Rule, RuleError, load_rules
+from fobs.components.config import ConfigError
+from fobs.dashboards import grafana
+from fobs.dashboards.rules import Rule, RuleError, load_rules
 
 DASHBOARD_DIR = Path(__file__).parent
 SUFFIX = ".dashboard.py"

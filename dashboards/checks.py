@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from dashboards.influxql import variables_in
+from fobs.dashboards.influxql import variables_in
 
 WIDTH = 24
 GRAFANA_MACROS = {"timeFilter", "__interval", "__interval_ms", "interval", "__range",

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from components.config import ConfigError, load
+from fobs.components.config import ConfigError, load
 
 DEFAULT_OUT = Path("grafana")
 
@@ -76,9 +76,9 @@ def add_dashboard_actions(commands: argparse._SubParsersAction) -> None:  # type
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from dashboards.build import BuildOptions, build
-    from dashboards.grafana import DatasourceSettings
-    from dashboards.influxql import parse_duration
+    from fobs.dashboards.build import BuildOptions, build
+    from fobs.dashboards.grafana import DatasourceSettings
+    from fobs.dashboards.influxql import parse_duration
     try:
         parse_duration(args.evaluate_every)
     except ValueError as e:
@@ -97,9 +97,9 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from dashboards.build import load_dashboards
-    from dashboards.checks import check_all
-    from dashboards.grafana import DATASOURCE_UID
+    from fobs.dashboards.build import load_dashboards
+    from fobs.dashboards.checks import check_all
+    from fobs.dashboards.grafana import DATASOURCE_UID
     dashboards = load_dashboards()
     problems = check_all(dashboards, {DATASOURCE_UID})
     for problem in problems:
@@ -111,9 +111,9 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from dashboards.build import load_dashboards
-    from dashboards.influxql import parse_duration
-    from dashboards.verify import verify
+    from fobs.dashboards.build import load_dashboards
+    from fobs.dashboards.influxql import parse_duration
+    from fobs.dashboards.verify import verify
     try:
         parse_duration(args.last)
         interval = parse_duration(args.interval)
@@ -177,8 +177,8 @@ def add_alerts(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     rules.set_defaults(handler=run_list)
 
 
-def alerts_config(args: argparse.Namespace) -> "object":
-    from dashboards.alertd import AlertsConfig
+def alerts_config(args: argparse.Namespace) -> object:
+    from fobs.dashboards.alertd import AlertsConfig
     overrides = {
         "influxdb.url": args.influxdb,
         "influxdb.database": args.database,
@@ -193,9 +193,9 @@ def alerts_config(args: argparse.Namespace) -> "object":
 
 
 def run_alerts(args: argparse.Namespace) -> int:
-    from components import daemon
-    from components.logs import process_logging
-    from dashboards.alertd import AlertDaemon
+    from fobs.components import daemon
+    from fobs.components.logs import process_logging
+    from fobs.dashboards.alertd import AlertDaemon
     config = alerts_config(args)
     rules = config.rules(args.config.parent if args.config else None)  # type: ignore[attr-defined]
     process_logging().configure(config.component.log_level,  # type: ignore[attr-defined]
@@ -211,8 +211,9 @@ def run_alerts(args: argparse.Namespace) -> int:
 
 def run_rule_tests(args: argparse.Namespace) -> int:
     import re
-    from dashboards.influxd import TemporaryInfluxd
-    from dashboards.ruletest import run_tests
+
+    from fobs.dashboards.influxd import TemporaryInfluxd
+    from fobs.dashboards.ruletest import run_tests
     if args.run:
         try:
             re.compile(args.run)
@@ -225,7 +226,7 @@ def run_rule_tests(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from dashboards.rules import RuleError, load_rules
+    from fobs.dashboards.rules import RuleError, load_rules
     try:
         rules = load_rules(args.rules or ())
     except RuleError as e:
@@ -238,11 +239,11 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m dashboards [build|check] [options]` (build when no action is given)."""
+    """`python -m fobs.dashboards [build|check] [options]` (build when no action is given)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
         argv.insert(0, "build")
-    parser = argparse.ArgumentParser(prog="python -m dashboards",
+    parser = argparse.ArgumentParser(prog="python -m fobs.dashboards",
                                      description="Build or check fobs' Grafana dashboards.")
     add_dashboard_actions(parser.add_subparsers(dest="action", metavar="ACTION",
                                                 required=True))
@@ -250,5 +251,5 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except ConfigError as e:
-        print(f"python -m dashboards: error: {e}", file=sys.stderr)
+        print(f"python -m fobs.dashboards: error: {e}", file=sys.stderr)
         return 2

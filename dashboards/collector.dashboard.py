@@ -9,7 +9,7 @@ so every panel covers every output whatever it is called. The daemons' panels fo
 deployment only: the `job` and `index` variables pick scrape targets.
 """
 
-from dashboards.panels import Grid, by, dashboard, stat, timeseries, where
+from fobs.dashboards.panels import Grid, by, dashboard, stat, timeseries, where
 
 SELF = '"deployment" =~ /^$deployment$/ AND $timeFilter'
 

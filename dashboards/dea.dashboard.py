@@ -1,6 +1,6 @@
 """DEA: app instances by state, crashes, free memory and disk, staging capacity, warden."""
 
-from dashboards.panels import Grid, by, dashboard, stat, timeseries, where
+from fobs.dashboards.panels import Grid, by, dashboard, stat, timeseries, where
 
 STATES = ("running", "starting", "born", "stopping", "stopped", "crashed", "resuming",
           "evacuating", "deleted")

@@ -23,8 +23,8 @@ from typing import NamedTuple
 
 from loguru import logger
 
-from dashboards.influxql import TimeRange, interpolate
-from dashboards.rules import Rule
+from fobs.dashboards.influxql import TimeRange, interpolate
+from fobs.dashboards.rules import Rule
 
 PENDING, FIRING, RESOLVED, INACTIVE = "pending", "firing", "resolved", "inactive"
 

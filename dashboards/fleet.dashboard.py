@@ -1,6 +1,6 @@
 """Fleet overview: every component the collector knows, up or down, healthy or not."""
 
-from dashboards.panels import Grid, by, dashboard, stat, table, timeseries, where
+from fobs.dashboards.panels import Grid, by, dashboard, stat, table, timeseries, where
 
 VARZ = "\"endpoint\" = 'varz'"
 HEALTHZ = "\"endpoint\" = 'healthz'"

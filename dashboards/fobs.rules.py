@@ -5,7 +5,7 @@ Every query groups by the identity tags it wants as alert labels; `$timeFilter` 
 `window` from the evaluation time. See docs/alerts.md for the reasoning behind each threshold.
 """
 
-from dashboards.rules import Rule
+from fobs.dashboards.rules import Rule
 
 IDENTITY = '"deployment", "job", "index"'
 # The collector's outputs are points of `collector_output` tagged with the output's name, so

@@ -19,8 +19,8 @@ from typing import Any
 import attr
 from grafanalib import core
 
-from dashboards.rules import Rule
-from dashboards.templates import to_grafana
+from fobs.dashboards.rules import Rule
+from fobs.dashboards.templates import to_grafana
 
 DATASOURCE_UID = "fobs-influxdb"
 DATASOURCE = {"type": "influxdb", "uid": DATASOURCE_UID}

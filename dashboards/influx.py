@@ -8,13 +8,12 @@ Usage:
 
 from __future__ import annotations
 
-import asyncio
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 
-from dashboards.evaluator import QueryFailed, Series
+from fobs.dashboards.evaluator import QueryFailed, Series
 
 
 class InfluxQuery:
@@ -28,7 +27,7 @@ class InfluxQuery:
         self.timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
 
-    async def __aenter__(self) -> "InfluxQuery":
+    async def __aenter__(self) -> InfluxQuery:
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
@@ -53,7 +52,7 @@ class InfluxQuery:
         try:
             async with self._session.post(f"{self.url}/query", data=data) as resp:
                 body = await resp.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as e:
+        except (TimeoutError, aiohttp.ClientError, ValueError) as e:
             raise QueryFailed(f"InfluxDB at {self.url}: {type(e).__name__}: {e}".rstrip(": "))
         if not isinstance(body, dict):
             raise QueryFailed(f"InfluxDB at {self.url}: unexpected answer {body!r:.200}")
@@ -89,5 +88,5 @@ class InfluxQuery:
                     if resp.status != 204:
                         raise QueryFailed(f"InfluxDB write: HTTP {resp.status}: "
                                           f"{(await resp.text())[:300]}")
-        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             raise QueryFailed(f"InfluxDB at {self.url}: {type(e).__name__}: {e}") from None

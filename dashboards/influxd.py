@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from components.config import ConfigError
+from fobs.components.config import ConfigError
 from fobs.influxd import find_influxd, influxd_config
 from fobs.ports import free_ports
 

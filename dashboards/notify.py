@@ -13,17 +13,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 from loguru import logger
 
-from dashboards.evaluator import FIRING, RESOLVED, Alert
+from fobs.dashboards.evaluator import FIRING, RESOLVED, Alert
 
 
 def iso(t: float) -> str:
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds") \
+    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds") \
         .replace("+00:00", "Z")
 
 
@@ -99,7 +99,7 @@ class AlertmanagerNotifier:
                 if resp.status >= 300:
                     raise RuntimeError(f"HTTP {resp.status}: {(await resp.text())[:200]}")
             self.stats["sent"] += len(body)
-        except (aiohttp.ClientError, asyncio.TimeoutError, RuntimeError) as e:
+        except (TimeoutError, aiohttp.ClientError, RuntimeError) as e:
             self.stats["failed"] += len(body)
             logger.warning("Sending {} alerts to Alertmanager {} failed: {}", len(body), url,
                            str(e) or type(e).__name__)

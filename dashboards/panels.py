@@ -13,7 +13,7 @@ from typing import Any
 
 from grafanalib import core
 
-from dashboards.grafana import DATASOURCE, InfluxQLTarget
+from fobs.dashboards.grafana import DATASOURCE, InfluxQLTarget
 
 IDENTITY = ("deployment", "job", "index")
 REF_IDS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -103,7 +103,7 @@ class Grid:
         self.y = 0
         self.row_height = 0
 
-    def add(self, panel: Any, w: int = 12, h: int = 8) -> "Grid":
+    def add(self, panel: Any, w: int = 12, h: int = 8) -> Grid:
         if self.x + w > WIDTH:
             self._newline()
         panel.gridPos = core.GridPos(h=h, w=w, x=self.x, y=self.y)
@@ -112,7 +112,7 @@ class Grid:
         self.row_height = max(self.row_height, h)
         return self
 
-    def row(self, title: str) -> "Grid":
+    def row(self, title: str) -> Grid:
         self._newline()
         self.panels.append(core.RowPanel(title=title, gridPos=core.GridPos(h=1, w=WIDTH, x=0,
                                                                            y=self.y)))

@@ -1,6 +1,6 @@
 """Router: request rate, status classes, 5xx ratio, latency, traffic per component, routes."""
 
-from dashboards.panels import Grid, by, dashboard, stat, timeseries, where
+from fobs.dashboards.panels import Grid, by, dashboard, stat, timeseries, where
 
 CLASSES = ("2xx", "3xx", "4xx", "5xx", "xxx")
 APP = "\"component\" = 'app'"

@@ -22,8 +22,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dashboards.influxql import parse_duration, variables_in
-from dashboards.templates import Template, TemplateError
+from fobs.dashboards.influxql import parse_duration, variables_in
+from fobs.dashboards.templates import Template, TemplateError
 
 REDUCERS: dict[str, Callable[[list[float]], float]] = {
     "last": lambda v: v[-1],

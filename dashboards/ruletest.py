@@ -36,12 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from components.config import ConfigError, build
-from dashboards.evaluator import Evaluator, QueryFailed
-from dashboards.influx import InfluxQuery
-from dashboards.influxql import format_duration, parse_duration
-from dashboards.rules import Rule, RuleError, load_rules
-from dashboards.series import FIELD_TYPES, SeriesError, line_protocol, parse_key, parse_values
+from fobs.components.config import ConfigError, build
+from fobs.dashboards.evaluator import Evaluator, QueryFailed
+from fobs.dashboards.influx import InfluxQuery
+from fobs.dashboards.influxql import format_duration, parse_duration
+from fobs.dashboards.rules import Rule, RuleError, load_rules
+from fobs.dashboards.series import FIELD_TYPES, SeriesError, line_protocol, parse_key, parse_values
 
 
 def _duration(value: str, key: str) -> float:

@@ -1,6 +1,6 @@
 """Stager: staging queue, active tasks, outcomes, failure reasons, durations."""
 
-from dashboards.panels import Grid, by, dashboard, stat, timeseries, where
+from fobs.dashboards.panels import Grid, by, dashboard, stat, timeseries, where
 
 PER_STAGER = "GROUP BY time($__interval), \"deployment\", \"job\", \"index\" fill(none)"
 

@@ -7,7 +7,7 @@ stores its varz as `syslog` (totals, one `messages_<severity>` field per severit
 across aggregators.
 """
 
-from dashboards.panels import Grid, by, dashboard, stat, timeseries, where
+from fobs.dashboards.panels import Grid, by, dashboard, stat, timeseries, where
 
 SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 ERRORS_AND_WORSE = SEVERITIES[:4]

@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from dashboards.checks import alias_tags, queries
-from dashboards.evaluator import QueryFailed
-from dashboards.influx import InfluxQuery
-from dashboards.influxql import QueryError, TimeRange, Variable, interpolate
+from fobs.dashboards.checks import alias_tags, queries
+from fobs.dashboards.evaluator import QueryFailed
+from fobs.dashboards.influx import InfluxQuery
+from fobs.dashboards.influxql import QueryError, TimeRange, Variable, interpolate
 
 
 @dataclass

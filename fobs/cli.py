@@ -12,16 +12,16 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from components.config import ConfigError
+from fobs.components.config import ConfigError
 
 # Modules that define add_commands(subparsers); order is the order in `fobs --help`.
 COMMAND_MODULES = (
     "fobs.up",
-    "components.cli",
-    "collector.cli",
-    "syslog_agg.cli",
-    "syslog_agg.monit.cli",
-    "dashboards.cli",
+    "fobs.components.cli",
+    "fobs.collector.cli",
+    "fobs.syslog_agg.cli",
+    "fobs.syslog_agg.monit.cli",
+    "fobs.dashboards.cli",
 )
 
 

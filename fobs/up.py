@@ -23,9 +23,9 @@ from typing import Any
 
 from loguru import logger
 
-from components import daemon
-from components.config import ConfigError
-from components.logs import process_logging
+from fobs.components import daemon
+from fobs.components.config import ConfigError
+from fobs.components.logs import process_logging
 from fobs.influxd import find_influxd, influxd_config
 from fobs.ports import free_ports, port_free
 
@@ -239,7 +239,7 @@ def write_configs(stack: Stack) -> dict[str, Path]:
 
 
 def supervisor_config(stack: Stack, files: dict[str, Path], cycle: float) -> Any:
-    from syslog_agg.monit import (
+    from fobs.syslog_agg.monit import (
         HttpCheck,
         HttpConfig,
         ProcessConfig,
@@ -247,7 +247,7 @@ def supervisor_config(stack: Stack, files: dict[str, Path], cycle: float) -> Any
         TcpCheck,
         UdpCheck,
     )
-    from syslog_agg.monit.config import RestartLimit
+    from fobs.syslog_agg.monit.config import RestartLimit
     run = stack.root / "run"
     run.mkdir(parents=True, exist_ok=True)
     fobs = (sys.executable, "-m", "fobs")
@@ -293,9 +293,9 @@ def supervisor_config(stack: Stack, files: dict[str, Path], cycle: float) -> Any
 
 
 def _supervisor_component(stack: Stack) -> Any:
-    from components.bus import NatsConfig
-    from components.logs import SyslogConfig
-    from components.runtime import ComponentConfig
+    from fobs.components.bus import NatsConfig
+    from fobs.components.logs import SyslogConfig
+    from fobs.components.runtime import ComponentConfig
     return ComponentConfig(user=USER, password=stack.password,
                            nats=NatsConfig(servers=(stack.nats_url,)),
                            syslog=SyslogConfig(address=stack.syslog_address))
@@ -304,8 +304,8 @@ def _supervisor_component(stack: Stack) -> Any:
 def build_dashboards(stack: Stack) -> Path | None:
     if not stack.influx_url:
         return None
-    from dashboards.build import BuildOptions, build
-    from dashboards.grafana import DatasourceSettings
+    from fobs.dashboards.build import BuildOptions, build
+    from fobs.dashboards.grafana import DatasourceSettings
     out = stack.root / "grafana"
     build(BuildOptions(out=out, datasource=DatasourceSettings(url=stack.influx_url,
                                                                database="fobs"),
@@ -331,7 +331,7 @@ def where(stack: Stack, sup: Any, dashboards: Path | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from syslog_agg.monit import Supervisor, render
+    from fobs.syslog_agg.monit import Supervisor, render
     process_logging().configure(args.log_level)
     stack = plan_stack(args)
     if not stack.start_influxd and not args.influx_url:

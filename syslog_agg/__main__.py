@@ -1,5 +1,5 @@
 import sys
 
-from syslog_agg.cli import main
+from fobs.syslog_agg.cli import main
 
 sys.exit(main())

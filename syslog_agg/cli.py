@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from components import daemon
-from components.config import ConfigError, host_port, load
-from components.logs import process_logging
-from syslog_agg.config import SyslogAggConfig
+from fobs.components import daemon
+from fobs.components.config import ConfigError, host_port, load
+from fobs.components.logs import process_logging
+from fobs.syslog_agg.config import SyslogAggConfig
 
 __all__ = ["add_commands", "main"]
 
@@ -70,7 +70,7 @@ def load_config(args: argparse.Namespace) -> SyslogAggConfig:
 def run_syslog(args: argparse.Namespace) -> int:
     config = load_config(args)
     process_logging().configure(config.component.log_level, config.component.syslog)
-    from syslog_agg.server import Aggregator
+    from fobs.syslog_agg.server import Aggregator
 
     async def main(stop: asyncio.Event) -> int:
         agg = Aggregator(config)
@@ -101,8 +101,8 @@ def run_tail(args: argparse.Namespace) -> int:
                  "tail.subject_prefix": args.prefix}
     config = load(SyslogAggConfig, args.config, overrides)
     process_logging().configure("WARNING")  # stdout is for the messages, stderr for trouble
-    from components.bus import Bus
-    from syslog_agg.tail import subject_for
+    from fobs.components.bus import Bus
+    from fobs.syslog_agg.tail import subject_for
 
     component = args.component
     subject = (f"{config.tail.subject_prefix}.*" if component in ("*", ">")
@@ -143,8 +143,8 @@ def run_tail(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m syslog_agg [flags]`: the same as `fobs syslog [flags]`."""
-    parser = argparse.ArgumentParser(prog="python -m syslog_agg",
+    """`python -m fobs.syslog_agg [flags]`: the same as `fobs syslog [flags]`."""
+    parser = argparse.ArgumentParser(prog="python -m fobs.syslog_agg",
                                      description="Run the fobs syslog aggregator.")
     add_syslog_flags(parser)
     args = parser.parse_args(argv)

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from components.config import ConfigError, host_port, nats_subject, positive
-from components.runtime import ComponentConfig
-from syslog_agg.router import RoutingConfig
-from syslog_agg.store import StoreConfig
+from fobs.components.config import ConfigError, host_port, nats_subject, positive
+from fobs.components.runtime import ComponentConfig
+from fobs.syslog_agg.router import RoutingConfig
+from fobs.syslog_agg.store import StoreConfig
 
 __all__ = ["ListenConfig", "TailConfig", "SyslogAggConfig"]
 

@@ -11,10 +11,10 @@ module directly: `json.dumps` on a dict costs several microseconds a message.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
-from syslog_agg.message import SyslogMessage
+from fobs.syslog_agg.message import SyslogMessage
 
 __all__ = ["Formatter", "format_received", "LineFormat"]
 
@@ -26,7 +26,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 def format_received(when: float) -> str:
     """RFC 3339 UTC with microseconds: the `received_at` of every line of one receive batch."""
-    return datetime.fromtimestamp(when, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(when, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _s(value: str | None) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from loguru import logger
 
-from syslog_agg.framing import Framer
+from fobs.syslog_agg.framing import Framer
 
 __all__ = ["Intake", "UdpListener", "TcpListener", "Item", "bind_udp", "udp_drops",
            "rcvbuf_granted", "tls_context"]

@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, tzinfo
 
-from syslog_agg.message import SyslogMessage
+from fobs.syslog_agg.message import SyslogMessage
 
 __all__ = ["parse", "DEFAULT_PRI"]
 

@@ -10,14 +10,14 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from syslog_agg.lines import Formatter, format_received
-from syslog_agg.listeners import Intake, Item
-from syslog_agg.parser import parse
-from syslog_agg.router import Router
-from syslog_agg.store import day_of
+from fobs.syslog_agg.lines import Formatter, format_received
+from fobs.syslog_agg.listeners import Intake, Item
+from fobs.syslog_agg.parser import parse
+from fobs.syslog_agg.router import Router
+from fobs.syslog_agg.store import day_of
 
 __all__ = ["Pipeline", "Counts", "SEVERITIES"]
 
@@ -70,7 +70,7 @@ class Pipeline:
         self.formats = {"rfc5424": 0, "rfc3164": 0, "unparsed": 0}
         self.discarded = 0
         self._last_when = -1.0
-        self._now = datetime.now(timezone.utc)
+        self._now = datetime.now(UTC)
         self._received = ""
         self._day = ""
 
@@ -120,7 +120,7 @@ class Pipeline:
 
     def _set_time(self, when: float) -> None:
         self._last_when = when
-        now = datetime.fromtimestamp(when, timezone.utc)
+        now = datetime.fromtimestamp(when, UTC)
         self._now = now.astimezone() if self.local_time else now
         self._received = format_received(when)
         self._day = day_of(when, self.local_time)

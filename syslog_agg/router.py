@@ -17,8 +17,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from components.config import ConfigError
-from syslog_agg.message import SyslogMessage
+from fobs.components.config import ConfigError
+from fobs.syslog_agg.message import SyslogMessage
 
 __all__ = ["RouteRule", "RoutingConfig", "Router", "safe_name"]
 

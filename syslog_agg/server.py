@@ -19,15 +19,15 @@ from typing import Any
 
 from loguru import logger
 
-from components.config import host_port
-from components.runtime import Component
-from syslog_agg.config import SyslogAggConfig
-from syslog_agg.listeners import Intake, TcpListener, UdpListener, tls_context
-from syslog_agg.pipeline import SEVERITIES, Counts, Pipeline
-from syslog_agg.router import Router
-from syslog_agg.store import Store
-from syslog_agg.tail import Tail
-from syslog_agg.workers import WorkerPool
+from fobs.components.config import host_port
+from fobs.components.runtime import Component
+from fobs.syslog_agg.config import SyslogAggConfig
+from fobs.syslog_agg.listeners import Intake, TcpListener, UdpListener, tls_context
+from fobs.syslog_agg.pipeline import SEVERITIES, Counts, Pipeline
+from fobs.syslog_agg.router import Router
+from fobs.syslog_agg.store import Store
+from fobs.syslog_agg.tail import Tail
+from fobs.syslog_agg.workers import WorkerPool
 
 __all__ = ["Aggregator", "COMPONENT_TYPE"]
 

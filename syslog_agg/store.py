@@ -20,9 +20,9 @@ from pathlib import Path
 
 from loguru import logger
 
-from components.config import ConfigError, positive
-from syslog_agg import retention
-from syslog_agg.lines import LineFormat
+from fobs.components.config import ConfigError, positive
+from fobs.syslog_agg import retention
+from fobs.syslog_agg.lines import LineFormat
 
 __all__ = ["StoreConfig", "Store", "day_of"]
 

@@ -12,7 +12,7 @@ import asyncio
 from collections import deque
 from typing import Any
 
-from syslog_agg.config import TailConfig
+from fobs.syslog_agg.config import TailConfig
 
 __all__ = ["Tail", "subject_for"]
 

@@ -33,11 +33,11 @@ from typing import Any
 
 from loguru import logger
 
-from syslog_agg.config import SyslogAggConfig
-from syslog_agg.listeners import Intake, UdpListener, bind_udp, rcvbuf_granted, udp_drops
-from syslog_agg.pipeline import Pipeline
-from syslog_agg.router import Router
-from syslog_agg.tail import Tail
+from fobs.syslog_agg.config import SyslogAggConfig
+from fobs.syslog_agg.listeners import Intake, UdpListener, bind_udp, rcvbuf_granted, udp_drops
+from fobs.syslog_agg.pipeline import Pipeline
+from fobs.syslog_agg.router import Router
+from fobs.syslog_agg.tail import Tail
 
 __all__ = ["WorkerPool", "spread_at_random"]
 
@@ -149,7 +149,7 @@ class WorkerPool:
         ours, theirs = socket.socketpair()
         udp_fd = self.sockets[index].fileno()
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "syslog_agg.workers", str(udp_fd), str(theirs.fileno()),
+            sys.executable, "-m", "fobs.syslog_agg.workers", str(udp_fd), str(theirs.fileno()),
             pass_fds=(udp_fd, theirs.fileno()), stdin=asyncio.subprocess.DEVNULL)
         theirs.close()
         ours.sendall(_frame((self.config, index, len(self.sockets))))

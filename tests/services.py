@@ -160,7 +160,7 @@ class Service:
         self.kill()
         self.start()
 
-    def __enter__(self) -> "Service":
+    def __enter__(self) -> Service:
         self.start()
         return self
 

@@ -1,8 +1,8 @@
-"""components.config: the strict loader's shared checks."""
+"""fobs.components.config: the strict loader's shared checks."""
 
 import pytest
 
-from components.config import ConfigError, nats_subject
+from fobs.components.config import ConfigError, nats_subject
 
 
 @pytest.mark.parametrize("subject", ["fobs.alerts", "logs", "a.b-c_d"])

@@ -138,7 +138,7 @@ async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
 
 
 FAST_RULES = '''
-from dashboards.rules import Rule
+from fobs.dashboards.rules import Rule
 
 rules = [Rule(
     name="ComponentDown",

@@ -7,7 +7,7 @@ A fleet of N components (`fobs component fleet --no-simulation`, P processes, cr
 u:p) registers on a private nats-server and writes Prometheus file_sd targets. Then, one after
 the other (never at once, so they do not share the CPU):
 
-- fobs: `python -m collector` discovers the fleet over NATS and scrapes /varz every interval
+- fobs: `python -m fobs.collector` discovers the fleet over NATS and scrapes /varz every interval
   (plus /healthz with --healthz), writing every point as line protocol to a file output (the
   full write path: encode, spool, write). Counters come from its own /varz.
 - Prometheus (Debian's, foreground, tmp storage): file_sd from the fleet's targets file,
@@ -22,8 +22,8 @@ counters) and peak RSS (VmHWM). Every process started here is stopped by its pid
 from __future__ import annotations
 
 import argparse
-import http.client
 import base64
+import http.client
 import json
 import os
 import signal
@@ -187,7 +187,7 @@ path = "{out}"
 rotate_bytes = 268435456
 keep = 1
 """)
-    proc = procs.start("collector", [sys.executable, "-m", "collector", "--config", str(config)])
+    proc = procs.start("collector", [sys.executable, "-m", "fobs.collector", "--config", str(config)])
     varz_url = f"http://127.0.0.1:{varz_port}/varz"
     auth = ("bench", "bench")
 

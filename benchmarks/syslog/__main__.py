@@ -2,7 +2,7 @@
 
     python -m benchmarks.syslog [--messages N] [--rates 50000,100000,...] [--repeat R] [--only NAME]
 
-For each receiver (fobs: `python -m syslog_agg`, full parsing, per-component text files;
+For each receiver (fobs: `python -m fobs.syslog_agg`, full parsing, per-component text files;
 rsyslogd: imudp/imtcp writing one file, both in the foreground with their own config in a temp
 dir, 8 MiB receive buffer) and each target rate, a sender process sends N numbered RFC 5424
 datagrams of ~200 bytes over loopback, paced in bursts of 1 ms; "max" sends as fast as one
@@ -183,7 +183,7 @@ class Fobs(Receiver):
             f'udp_workers = {self.workers}\n'
             f'[store]\nroot = "{self.work / "logs"}"\nflush_interval = 0.2\n'
             f'[tail]\nenabled = false\n')
-        return [sys.executable, "-m", "syslog_agg", "--config", str(config)]
+        return [sys.executable, "-m", "fobs.syslog_agg", "--config", str(config)]
 
     def outputs(self) -> list[Path]:
         return list((self.work / "logs").rglob("*.log"))

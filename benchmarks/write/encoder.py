@@ -24,8 +24,8 @@ from collections.abc import Callable, Sequence
 from influxdb_client import Point as ClientPoint
 from influxdb_client import WritePrecision
 
-from collector.lineprotocol import Encoder
-from collector.point import Point
+from fobs.collector.lineprotocol import Encoder
+from fobs.collector.point import Point
 
 T0 = 1_700_000_000_000_000_000
 

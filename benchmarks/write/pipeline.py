@@ -17,11 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from collector.historians.config import InfluxV1Config, OutputsConfig
-from collector.lineprotocol import Encoder
-from collector.outputs import Outputs
-from collector.point import Point
-from collector.spool import DiskSpool, SpoolConfig
+from fobs.collector.historians.config import InfluxV1Config, OutputsConfig
+from fobs.collector.lineprotocol import Encoder
+from fobs.collector.outputs import Outputs
+from fobs.collector.point import Point
+from fobs.collector.spool import DiskSpool, SpoolConfig
 from tests.services import Influxd
 
 T0 = 1_700_000_000_000_000_000

@@ -15,7 +15,7 @@ Importing this package registers every handler module (like Telegraf's `plugins/
 """
 
 # Each handler module registers itself on import.
-from collector.handlers import (  # noqa: F401
+from fobs.collector.handlers import (  # noqa: F401
     alert_evaluator,
     cloud_controller,
     collector,
@@ -30,7 +30,7 @@ from collector.handlers import (  # noqa: F401
     supervisor,
     syslog_aggregator,
 )
-from collector.handlers.registry import (
+from fobs.collector.handlers.registry import (
     GENERIC,
     HANDLERS,
     Handler,
@@ -39,7 +39,7 @@ from collector.handlers.registry import (
     patterns,
     register,
 )
-from collector.handlers.roles import role_for
+from fobs.collector.handlers.roles import role_for
 
 __all__ = ["GENERIC", "HANDLERS", "Handler", "HandlerStats", "handler_for", "patterns",
            "register", "role_for"]

@@ -24,9 +24,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from collector.handlers.recorder import Recorder, dig
-from collector.handlers.registry import register
-from collector.handlers.tables import code, entries, figures
+from fobs.collector.handlers.recorder import Recorder, dig
+from fobs.collector.handlers.registry import register
+from fobs.collector.handlers.tables import code, entries, figures
 
 MAX_RULES = 256
 HEALTH = {"ok": 1.0, "err": 0.0}

@@ -24,8 +24,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from collector.handlers.recorder import Fields, Recorder, dig
-from collector.handlers.registry import register
+from fobs.collector.handlers.recorder import Fields, Recorder, dig
+from fobs.collector.handlers.registry import register
 
 HTTP_FIELDS = tuple(f"http_{digit}xx" for digit in "12345")
 MAX_STATUS_CODES = 128

@@ -36,10 +36,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from collector.handlers.recorder import Fields, Recorder, dig
-from collector.handlers.registry import register
-from collector.handlers.tables import code, entries, figures
-from collector.handlers.values import tag_value, to_int
+from fobs.collector.handlers.recorder import Fields, Recorder, dig
+from fobs.collector.handlers.registry import register
+from fobs.collector.handlers.tables import code, entries, figures
+from fobs.collector.handlers.values import tag_value, to_int
 
 MS = 0.001
 MAX_ENDPOINTS = 4

@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from collector.handlers.recorder import Fields, Recorder
-from collector.handlers.values import parse_uptime
+from fobs.collector.handlers.recorder import Fields, Recorder
+from fobs.collector.handlers.values import parse_uptime
 
 MEASUREMENT = "component"
 KB = 1024

@@ -28,9 +28,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from collector.handlers.recorder import Fields, Recorder
-from collector.handlers.registry import register
-from collector.handlers.values import IDENTITY_TAGS, field_name, tag_key, tag_value, to_float
+from fobs.collector.handlers.recorder import Fields, Recorder
+from fobs.collector.handlers.registry import register
+from fobs.collector.handlers.values import IDENTITY_TAGS, field_name, tag_key, tag_value, to_float
 
 MAX_CONTEXTS = 64
 MAX_METRICS = 1_000          # per context

@@ -37,9 +37,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from collector.handlers.recorder import MAX_ITEMS, Fields, Recorder
-from collector.handlers.registry import register
-from collector.handlers.values import tag_value, to_float
+from fobs.collector.handlers.recorder import MAX_ITEMS, Fields, Recorder
+from fobs.collector.handlers.registry import register
+from fobs.collector.handlers.values import tag_value, to_float
 
 MB = 1024 * 1024
 STATES = ("BORN", "STARTING", "RUNNING", "STOPPING", "STOPPED", "CRASHED", "RESUMING", "DELETED",

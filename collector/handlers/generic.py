@@ -19,11 +19,11 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from collector.handlers import contexts
-from collector.handlers.component import KEYS as COMPONENT_KEYS
-from collector.handlers.recorder import Fields, Recorder
-from collector.handlers.registry import GENERIC, register
-from collector.handlers.values import to_float
+from fobs.collector.handlers import contexts
+from fobs.collector.handlers.component import KEYS as COMPONENT_KEYS
+from fobs.collector.handlers.recorder import Fields, Recorder
+from fobs.collector.handlers.registry import GENERIC, register
+from fobs.collector.handlers.values import to_float
 
 MEASUREMENT = "varz"
 MAX_FIELDS = 256

@@ -32,8 +32,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from collector.handlers.recorder import Fields, Recorder
-from collector.handlers.registry import register
+from fobs.collector.handlers.recorder import Fields, Recorder
+from fobs.collector.handlers.registry import register
 
 MB = 1024 * 1024
 MAX_MESSAGE_COUNTERS = 32

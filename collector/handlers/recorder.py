@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
-from collector.handlers.values import tag_value, to_float, to_int
-from collector.point import Appender, FieldValue
+from fobs.collector.handlers.values import tag_value, to_float, to_int
+from fobs.collector.point import Appender, FieldValue
 
 Fields = dict[str, FieldValue]
 

@@ -14,9 +14,9 @@ from typing import Any, NamedTuple
 
 from loguru import logger
 
-from collector.handlers.component import add_component_fields
-from collector.handlers.recorder import Recorder
-from collector.point import Appender
+from fobs.collector.handlers.component import add_component_fields
+from fobs.collector.handlers.recorder import Recorder
+from fobs.collector.point import Appender
 
 HandlerFn = Callable[[Mapping[str, Any], Recorder], None]
 

@@ -37,9 +37,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from collector.handlers.recorder import PERCENTILES, Fields, Recorder
-from collector.handlers.registry import register
-from collector.handlers.values import to_float, to_int
+from fobs.collector.handlers.recorder import PERCENTILES, Fields, Recorder
+from fobs.collector.handlers.registry import register
+from fobs.collector.handlers.values import to_float, to_int
 
 MS = 0.001
 ROUTE_KEYS = ("component", "framework", "runtime")

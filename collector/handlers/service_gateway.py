@@ -31,9 +31,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from collector.handlers.recorder import Fields, Recorder
-from collector.handlers.registry import register
-from collector.handlers.values import tag_value
+from fobs.collector.handlers.recorder import Fields, Recorder
+from fobs.collector.handlers.registry import register
+from fobs.collector.handlers.values import tag_value
 
 MAX_PLANS = 32
 SERVICE_TYPES = {"MyaaS": "mysql", "AuaaS": "postgresql", "MongoaaS": "mongodb",

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from collector.handlers.recorder import Fields, Recorder
-from collector.handlers.registry import register
-from collector.handlers.service_gateway import service_type
+from fobs.collector.handlers.recorder import Fields, Recorder
+from fobs.collector.handlers.registry import register
+from fobs.collector.handlers.service_gateway import service_type
 
 
 @register(patterns=("*-Node",))

@@ -33,8 +33,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from collector.handlers.recorder import Fields, Recorder
-from collector.handlers.registry import register
+from fobs.collector.handlers.recorder import Fields, Recorder
+from fobs.collector.handlers.registry import register
 
 MAX_REASONS = 32
 

@@ -29,9 +29,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from collector.handlers.recorder import Fields, Recorder
-from collector.handlers.registry import register
-from collector.handlers.tables import code, entries, figures
+from fobs.collector.handlers.recorder import Fields, Recorder
+from fobs.collector.handlers.registry import register
+from fobs.collector.handlers.tables import code, entries, figures
 
 MAX_SERVICES = 256
 # monit's states, best first: 0 is OK, anything above needs a look.

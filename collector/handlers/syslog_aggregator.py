@@ -31,9 +31,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from collector.handlers.recorder import Recorder
-from collector.handlers.registry import register
-from collector.handlers.tables import by_number, entries, figures
+from fobs.collector.handlers.recorder import Recorder
+from fobs.collector.handlers.registry import register
+from fobs.collector.handlers.tables import by_number, entries, figures
 
 MAX_COMPONENTS = 64
 SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")

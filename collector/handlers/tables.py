@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from collector.handlers.recorder import Fields, Recorder
-from collector.handlers.values import tag_value, to_float
+from fobs.collector.handlers.recorder import Fields, Recorder
+from fobs.collector.handlers.values import tag_value, to_float
 
 
 def entries(raw: Any, rec: Recorder, limit: int,

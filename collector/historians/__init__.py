@@ -1,15 +1,15 @@
 """Historians: where points are stored. Each implements only `connect`, `write` and `close`.
 
-A historian never buffers, retries or counts: the running output (`collector.output.Output`) owns
+A historian never buffers, retries or counts: the running output (`fobs.collector.output.Output`) owns
 that. `write` takes newline-terminated line protocol and either returns (stored) or raises one of
-the outcomes in `collector.historians.errors`, translated from its transport's exceptions.
+the outcomes in `fobs.collector.historians.errors`, translated from its transport's exceptions.
 """
 
 from __future__ import annotations
 
 from typing import Protocol
 
-from collector.historians.config import (
+from fobs.collector.historians.config import (
     FileConfig,
     HistorianConfig,
     InfluxV1Config,
@@ -18,7 +18,7 @@ from collector.historians.config import (
     OutputsConfig,
     RetryConfig,
 )
-from collector.historians.errors import (
+from fobs.collector.historians.errors import (
     FatalError,
     HistorianError,
     PartialWriteError,
@@ -50,13 +50,13 @@ class Historian(Protocol):
 def create(kind: Kind, config: HistorianConfig, name: str) -> Historian:
     """The historian for one `[[outputs.<kind>]]` entry."""
     if kind == "influxdb_v1":
-        from collector.historians.influxdb_v1 import InfluxV1
+        from fobs.collector.historians.influxdb_v1 import InfluxV1
         assert isinstance(config, InfluxV1Config)
         return InfluxV1(config, name)
     if kind == "influxdb_v2":
-        from collector.historians.influxdb_v2 import InfluxV2
+        from fobs.collector.historians.influxdb_v2 import InfluxV2
         assert isinstance(config, InfluxV2Config)
         return InfluxV2(config, name)
-    from collector.historians.file import FileHistorian
+    from fobs.collector.historians.file import FileHistorian
     assert isinstance(config, FileConfig)
     return FileHistorian(config, name)

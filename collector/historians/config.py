@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Literal, Union
 from urllib.parse import urlsplit
 
-from collector.spool import SpoolConfig
-from components.config import ConfigError, positive
+from fobs.collector.spool import SpoolConfig
+from fobs.components.config import ConfigError, positive
 
 DEFAULT_SPOOL_DIR = "/var/lib/fobs/collector/spool"
 DEFAULT_BATCH_SIZE = 5000

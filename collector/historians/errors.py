@@ -19,7 +19,6 @@ batch is quarantined to a file with the reason instead of being dropped.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import email.utils
 import json
@@ -95,7 +94,7 @@ def network_errors(url: str, timeout: float, what: str = "write") -> Iterator[No
     """Turn a transport failure (timeout, refused, reset, DNS…) into a WriteError."""
     try:
         yield
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise WriteError(f"{what}: no answer from {url} within {timeout:g}s") from None
     except (aiohttp.ClientError, OSError) as e:
         raise WriteError(f"{what}: {url}: {e or type(e).__name__}") from None

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from collector.historians.config import FileConfig
-from collector.historians.errors import WriteError
+from fobs.collector.historians.config import FileConfig
+from fobs.collector.historians.errors import WriteError
 
 
 class FileHistorian:

@@ -17,8 +17,8 @@ import gzip
 import aiohttp
 from loguru import logger
 
-from collector.historians.config import InfluxV1Config
-from collector.historians.errors import FatalError, from_status, network_errors, reason
+from fobs.collector.historians.config import InfluxV1Config
+from fobs.collector.historians.errors import FatalError, from_status, network_errors, reason
 
 GZIP_LEVEL = 1                          # ~3x smaller line protocol for a fraction of level 6's CPU
 MAX_ERROR_BODY = 4096

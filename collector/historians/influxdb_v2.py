@@ -13,8 +13,8 @@ from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.client.write_api_async import WriteApiAsync
 from influxdb_client.rest import ApiException
 
-from collector.historians.config import InfluxV2Config
-from collector.historians.errors import from_status, network_errors
+from fobs.collector.historians.config import InfluxV2Config
+from fobs.collector.historians.errors import from_status, network_errors
 
 
 class InfluxV2:

@@ -13,10 +13,10 @@ import math
 import random
 from typing import Any
 
-from components.sim.clock import Clock
-from components.sim.fanout import Handler
-from components.sim.feed import Feed
-from components.sim.instance import AppSpec
+from fobs.components.sim.clock import Clock
+from fobs.components.sim.fanout import Handler
+from fobs.components.sim.feed import Feed
+from fobs.components.sim.instance import AppSpec
 
 TOP_CHOICES = 5
 

@@ -22,7 +22,7 @@ from typing import Any
 
 Handler = Callable[[dict[str, Any], str], None]   # (payload, reply subject or "")
 
-_FANOUTS: weakref.WeakKeyDictionary[Any, "Fanout"] = weakref.WeakKeyDictionary()
+_FANOUTS: weakref.WeakKeyDictionary[Any, Fanout] = weakref.WeakKeyDictionary()
 
 
 class _Subject:
@@ -41,7 +41,7 @@ class Fanout:
         self._shared: dict[str, list[Any]] = {}       # key → [object, users]
 
     @classmethod
-    def of(cls, nc: Any) -> "Fanout":
+    def of(cls, nc: Any) -> Fanout:
         fanout = _FANOUTS.get(nc)
         if fanout is None:
             fanout = _FANOUTS[nc] = cls(nc)

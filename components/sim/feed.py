@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from components.sim.fanout import Fanout, Handler
-from components.sim.messages import Messages
+from fobs.components.sim.fanout import Fanout, Handler
+from fobs.components.sim.messages import Messages
 
 
 class Feed:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.sim.ewma import Meter
-from components.sim.histogram import SlidingHistogram
+from fobs.components.sim.ewma import Meter
+from fobs.components.sim.histogram import SlidingHistogram
 
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "xxx")
 

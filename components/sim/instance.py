@@ -13,9 +13,9 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from components.sim.names import app_name
-from components.sim.rng import base36, guid, hex_id, lognormal
-from components.sim.traffic import DailyCurve
+from fobs.components.sim.names import app_name
+from fobs.components.sim.rng import base36, guid, hex_id, lognormal
+from fobs.components.sim.traffic import DailyCurve
 
 BORN, STARTING, RUNNING, STOPPING, STOPPED = "BORN", "STARTING", "RUNNING", "STOPPING", "STOPPED"
 CRASHED, RESUMING, DELETED, EVACUATING = "CRASHED", "RESUMING", "DELETED", "EVACUATING"
@@ -45,7 +45,7 @@ class AppSpec:
 
     @classmethod
     def random(cls, rng: random.Random, domain: str, stack: str,
-               max_instances: int = 3) -> "AppSpec":
+               max_instances: int = 3) -> AppSpec:
         name = app_name(rng)
         return cls(app_id=guid(rng), name=name, version=guid(rng), uris=(f"{name}.{domain}",),
                    mem_mb=rng.choice(MEMORY_CHOICES), disk_mb=1024, sha1=hex_id(rng, 20),
@@ -61,7 +61,7 @@ class AppSpec:
                 "stack": self.stack, "index": index, "instances": self.instances}
 
     @classmethod
-    def from_start_message(cls, msg: dict[str, Any]) -> "AppSpec":
+    def from_start_message(cls, msg: dict[str, Any]) -> AppSpec:
         """Parse a start request; raises ValueError/KeyError/TypeError on a malformed one."""
         limits = msg.get("limits") or {}
         uris = msg.get("uris") or []

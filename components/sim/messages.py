@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from components.sim.fanout import Fanout, Handler
+from fobs.components.sim.fanout import Fanout, Handler
 
 
 class Messages:

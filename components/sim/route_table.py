@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
-from components.sim.clock import Clock
-from components.sim.feed import Feed
-from components.sim.fanout import Handler
-from components.sim.traffic import Popularity
+from fobs.components.sim.clock import Clock
+from fobs.components.sim.fanout import Handler
+from fobs.components.sim.feed import Feed
+from fobs.components.sim.traffic import Popularity
 
 PRUNE_EVERY = 5.0
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from components.sim.clock import Clock
-from components.sim.messages import Messages
-from components.sim.ticker import Ticker
+from fobs.components.sim.clock import Clock
+from fobs.components.sim.messages import Messages
+from fobs.components.sim.ticker import Ticker
 
 
 class Simulation:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from components.sim.clock import Clock
+from fobs.components.sim.clock import Clock
 
 STALL_TICKS = 5
 

@@ -2,17 +2,29 @@
 
 Used by `fobs monit -c FILE` and, as a library, by `fobs up`:
 
-    from syslog_agg.monit import Supervisor, SupervisorConfig, ProcessConfig, TcpCheck
+    from fobs.syslog_agg.monit import Supervisor, SupervisorConfig, ProcessConfig, TcpCheck
     config = SupervisorConfig(cycle=2.0, process=(
         ProcessConfig(name="nats", command=("nats-server", "-p", "4222"),
                       tcp=(TcpCheck(port=4222),)),))
     await Supervisor(config).run(stop_event)
 """
 
-from syslog_agg.monit.config import (AliveCheck, CpuCheck, ExitCheck, HttpCheck, HttpConfig,
-                                     MemoryCheck, ProcessConfig, ProgramConfig, RestartLimit,
-                                     SupervisorConfig, TcpCheck, UdpCheck, load_config)
-from syslog_agg.monit.supervisor import Supervisor, UnknownService
+from fobs.syslog_agg.monit.config import (
+                                     AliveCheck,
+                                     CpuCheck,
+                                     ExitCheck,
+                                     HttpCheck,
+                                     HttpConfig,
+                                     MemoryCheck,
+                                     ProcessConfig,
+                                     ProgramConfig,
+                                     RestartLimit,
+                                     SupervisorConfig,
+                                     TcpCheck,
+                                     UdpCheck,
+                                     load_config,
+)
+from fobs.syslog_agg.monit.supervisor import Supervisor, UnknownService
 
 __all__ = ["AliveCheck", "CpuCheck", "ExitCheck", "HttpCheck", "HttpConfig", "MemoryCheck",
            "ProcessConfig", "ProgramConfig", "RestartLimit", "Supervisor", "SupervisorConfig",

@@ -1,4 +1,4 @@
-"""`python -m syslog_agg.monit ARGS` is `fobs monit ARGS`."""
+"""`python -m fobs.syslog_agg.monit ARGS` is `fobs monit ARGS`."""
 
 import sys
 

@@ -11,15 +11,22 @@ import os
 import socket
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 
-from components.auth import basic_auth_header
-from syslog_agg.monit.config import (CpuCheck, ExitCheck, HttpCheck, MemoryCheck, TcpCheck,
-                                     UdpCheck, argv)
-from syslog_agg.monit.process import run_program
+from fobs.components.auth import basic_auth_header
+from fobs.syslog_agg.monit.config import (
+    CpuCheck,
+    ExitCheck,
+    HttpCheck,
+    MemoryCheck,
+    TcpCheck,
+    UdpCheck,
+    argv,
+)
+from fobs.syslog_agg.monit.process import run_program
 
 MB = 1024 * 1024
 
@@ -76,7 +83,7 @@ async def tcp(cfg: TcpCheck) -> Result:
     began = time.monotonic()
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(cfg.host, cfg.port), cfg.timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return Result(False, f"connection to [{cfg.host}]:{cfg.port} timed out after {cfg.timeout:g} s")
     except OSError as e:
         return Result(False, f"[{cfg.host}]:{cfg.port} TCP: {e.strerror or e}")
@@ -84,7 +91,7 @@ async def tcp(cfg: TcpCheck) -> Result:
     writer.close()
     try:
         await asyncio.wait_for(writer.wait_closed(), 1.0)
-    except (OSError, asyncio.TimeoutError):
+    except (TimeoutError, OSError):
         pass
     return Result(True, f"port response time {elapsed * 1000:.3f} ms", elapsed)
 
@@ -96,7 +103,7 @@ def syslog_probe() -> bytes:
     shows up as a parse error every cycle. A real message is accepted, is recognisable by its
     APP-NAME and MSGID, and exercises the receiver's parser end to end.
     """
-    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     host = socket.gethostname() or "-"
     return f"<46>1 {now} {host} fobs-monit {os.getpid()} probe - UDP port check".encode()
 
@@ -127,7 +134,7 @@ async def udp(cfg: UdpCheck) -> Result:
         transport.sendto(cfg.send.encode() if cfg.send else syslog_probe())
         try:
             error = await asyncio.wait_for(asyncio.shield(proto.done), cfg.timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             error = None  # a syslog listener never answers: silence is success
     finally:
         transport.close()

@@ -18,11 +18,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from components import auth, daemon
-from components.config import ConfigError, host_port
-from syslog_agg.monit import render
-from syslog_agg.monit.config import DEFAULT_HTTP_ADDRESS, load_config
-from syslog_agg.monit.supervisor import ACTIONS
+from fobs.components import auth, daemon
+from fobs.components.config import ConfigError, host_port
+from fobs.syslog_agg.monit import render
+from fobs.syslog_agg.monit.config import DEFAULT_HTTP_ADDRESS, load_config
+from fobs.syslog_agg.monit.supervisor import ACTIONS
 
 REQUEST_TIMEOUT = 10.0
 
@@ -97,8 +97,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"Control file syntax OK: {args.config} "
               f"({len(config.process)} processes, {len(config.program)} programs)")
         return 0
-    from components.logs import process_logging
-    from syslog_agg.monit.supervisor import Supervisor
+    from fobs.components.logs import process_logging
+    from fobs.syslog_agg.monit.supervisor import Supervisor
     component = config.component
     level = args.log_level or (component.log_level if component else "INFO")
     process_logging().configure(level.upper(), component.syslog if component else None)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import shlex
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
-from components.config import ConfigError, host_port, load, nats_subject, positive
-from components.runtime import ComponentConfig
+from fobs.components.config import ConfigError, host_port, load, nats_subject, positive
+from fobs.components.runtime import ComponentConfig
 
 Action = Literal["restart", "stop", "alert", "unmonitor"]
 Command = str | tuple[str, ...]

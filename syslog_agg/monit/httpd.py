@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from components import auth
-from components.config import host_port
-from syslog_agg.monit import render
-from syslog_agg.monit.config import HttpConfig
+from fobs.components import auth
+from fobs.components.config import host_port
+from fobs.syslog_agg.monit import render
+from fobs.syslog_agg.monit.config import HttpConfig
 
 if TYPE_CHECKING:
-    from syslog_agg.monit.supervisor import Supervisor
+    from fobs.syslog_agg.monit.supervisor import Supervisor
 
 
 @dataclass
@@ -70,7 +70,7 @@ class _Routes:
         return web.json_response(status)
 
     async def control(self, request: web.Request) -> web.Response:
-        from syslog_agg.monit.supervisor import UnknownService
+        from fobs.syslog_agg.monit.supervisor import UnknownService
         name, action = request.match_info["name"], request.match_info["action"]
         try:
             self.sup.request(name, action)

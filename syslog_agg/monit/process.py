@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from syslog_agg.monit.procfs import ProcFS
+from fobs.syslog_agg.monit.procfs import ProcFS
 
 OUTPUT_TAIL = 512  # bytes of a program's output kept for the status page
 _REAL_PROC = ProcFS()
@@ -65,7 +65,7 @@ async def wait_pid(pid: int, timeout: float | None = None) -> bool:
     try:
         await asyncio.wait_for(gone.wait(), timeout)
         return True
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return False
     finally:
         loop.remove_reader(fd)
@@ -184,7 +184,7 @@ class Child:
         try:
             await asyncio.wait_for(self.exited.wait(), timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
 
     async def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> bool:

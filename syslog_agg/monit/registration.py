@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from components.bus import Bus
-from components.runtime import Component
+from fobs.components.bus import Bus
+from fobs.components.runtime import Component
 
 if TYPE_CHECKING:
-    from syslog_agg.monit.supervisor import Supervisor
+    from fobs.syslog_agg.monit.supervisor import Supervisor
 
 COMPONENT_TYPE = "Supervisor"
 CLOSE_TIMEOUT = 5.0
@@ -23,7 +23,7 @@ CLOSE_TIMEOUT = 5.0
 
 def varz_fields(status: dict[str, Any]) -> dict[str, Any]:
     """The supervisor's own varz: per-service figures plus totals (fixed types per field)."""
-    from syslog_agg.monit.render import state_group
+    from fobs.syslog_agg.monit.render import state_group
     services = {}
     groups = {"up": 0, "down": 0, "initialising": 0, "unmonitored": 0}
     for svc in status["services"]:

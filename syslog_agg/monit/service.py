@@ -18,12 +18,19 @@ from typing import Any
 import aiohttp
 from loguru import logger
 
-from syslog_agg.monit import checks
-from syslog_agg.monit.checks import FAILED_STATUS, Result, Usage
-from syslog_agg.monit.config import ProcessConfig, ProgramConfig, argv
-from syslog_agg.monit.process import (Child, describe_exit, pid_alive, run_program, signal_group,
-                                      signal_pid, wait_pid)
-from syslog_agg.monit.procfs import CLOCK_TICKS, ProcStat, descendants
+from fobs.syslog_agg.monit import checks
+from fobs.syslog_agg.monit.checks import FAILED_STATUS, Result, Usage
+from fobs.syslog_agg.monit.config import ProcessConfig, ProgramConfig, argv
+from fobs.syslog_agg.monit.process import (
+    Child,
+    describe_exit,
+    pid_alive,
+    run_program,
+    signal_group,
+    signal_pid,
+    wait_pid,
+)
+from fobs.syslog_agg.monit.procfs import CLOCK_TICKS, ProcStat, descendants
 
 # Monitoring status (monit's wording).
 INITIALIZING = "Initializing"

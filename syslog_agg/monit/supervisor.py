@@ -22,12 +22,19 @@ from typing import Any
 import aiohttp
 from loguru import logger
 
-from syslog_agg.monit.alerts import Alerts
-from syslog_agg.monit.checks import EVENT, Result
-from syslog_agg.monit.config import SupervisorConfig, validate_all
-from syslog_agg.monit.procfs import ProcFS, ProcStat
-from syslog_agg.monit.service import (INITIALIZING, MONITORED, NETWORK_KINDS, NOT_MONITORED,
-                                      CheckRun, Service, StartError)
+from fobs.syslog_agg.monit.alerts import Alerts
+from fobs.syslog_agg.monit.checks import EVENT, Result
+from fobs.syslog_agg.monit.config import SupervisorConfig, validate_all
+from fobs.syslog_agg.monit.procfs import ProcFS, ProcStat
+from fobs.syslog_agg.monit.service import (
+    INITIALIZING,
+    MONITORED,
+    NETWORK_KINDS,
+    NOT_MONITORED,
+    CheckRun,
+    Service,
+    StartError,
+)
 
 VERSION = "fobs-monit 0.1"
 ACTIONS = ("start", "stop", "restart", "monitor", "unmonitor")
@@ -68,7 +75,7 @@ class Supervisor:
 
     async def start(self) -> None:
         """Serve the status page, start every service in dependency order, begin cycling."""
-        from syslog_agg.monit import httpd, registration
+        from fobs.syslog_agg.monit import httpd, registration
         self.started_at = time.time()
         self._session = aiohttp.ClientSession()
         if self.config.http.address:

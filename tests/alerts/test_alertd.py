@@ -16,13 +16,13 @@ from typing import Any
 import nats
 import pytest
 
-from components.config import ConfigError, load
-from dashboards.alertd import AlertsConfig, next_tick
+from fobs.components.config import ConfigError, load
+from fobs.dashboards.alertd import AlertsConfig, next_tick
 from tests.alerts.conftest import Alertmanager
 from tests.services import Influxd, NatsServer
 
 RULES = '''
-from dashboards.rules import Rule
+from fobs.dashboards.rules import Rule
 
 rules = [Rule(
     name="TestDown",
@@ -117,7 +117,7 @@ async def test_alert_lifecycle_on_nats_and_alertmanager(
 async def test_unreachable_services_are_counted_not_fatal(
         tmp_path: Path, nats_server: NatsServer, influxd: Influxd) -> None:
     """InfluxDB gone and Alertmanager absent: the daemon keeps evaluating and reports it."""
-    from dashboards.alertd import AlertDaemon
+    from fobs.dashboards.alertd import AlertDaemon
     config = load(AlertsConfig, None, {
         "evaluation.interval": 0.2, "influxdb.url": influxd.url,
         "alertmanager.urls": ["http://127.0.0.1:9"],

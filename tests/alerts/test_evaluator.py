@@ -7,9 +7,17 @@ from collections.abc import Sequence
 
 import pytest
 
-from dashboards.evaluator import (FIRING, INACTIVE, PENDING, RESOLVED, Alert, Evaluator,
-                                  QueryFailed, Series)
-from dashboards.rules import Rule
+from fobs.dashboards.evaluator import (
+    FIRING,
+    INACTIVE,
+    PENDING,
+    RESOLVED,
+    Alert,
+    Evaluator,
+    QueryFailed,
+    Series,
+)
+from fobs.dashboards.rules import Rule
 
 RULE = Rule(name="Hot", query='SELECT last("t") FROM "m" WHERE $timeFilter GROUP BY "host"',
             condition="> 10", for_="20s", window="1m", labels={"severity": "page"},

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.evaluator import Evaluator
-from dashboards.influx import InfluxQuery
-from dashboards.influxql import format_duration, parse_duration
-from dashboards.rules import PROMQL_OVER_TIME, Rule
-from dashboards.series import line_protocol, parse_key, parse_values
+from fobs.dashboards.evaluator import Evaluator
+from fobs.dashboards.influx import InfluxQuery
+from fobs.dashboards.influxql import format_duration, parse_duration
+from fobs.dashboards.rules import PROMQL_OVER_TIME, Rule
+from fobs.dashboards.series import line_protocol, parse_key, parse_values
 from tests.services import Influxd
 
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.rules import load_rules
-from dashboards.ruletest import read_test_file, run_files, run_tests
+from fobs.dashboards.rules import load_rules
+from fobs.dashboards.ruletest import read_test_file, run_files, run_tests
 from tests.services import Influxd
 
 HERE = Path(__file__).parent

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from collector.config import CollectorConfig, DiscoveryConfig, ScrapeConfig, StatusConfig
-from collector.daemon import Collector
-from collector.point import Point
-from components.bus import NatsConfig
-from components.runtime import Component, ComponentConfig
+from fobs.collector.config import CollectorConfig, DiscoveryConfig, ScrapeConfig, StatusConfig
+from fobs.collector.daemon import Collector
+from fobs.collector.point import Point
+from fobs.components.bus import NatsConfig
+from fobs.components.runtime import Component, ComponentConfig
 
 
 class MemoryOutputs:
@@ -55,7 +55,7 @@ class MemoryOutputs:
                 await self._changed.wait()
         try:
             await asyncio.wait_for(loop(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}") from None
 
 
@@ -139,7 +139,7 @@ class HttpTarget:
             await asyncio.Event().wait()
         return web.Response(body=self.healthz_body)
 
-    async def start(self) -> "HttpTarget":
+    async def start(self) -> HttpTarget:
         app = web.Application()
         app.router.add_get("/varz", self._varz)
         app.router.add_get("/healthz", self._healthz)
@@ -168,7 +168,7 @@ class SilentServer:
         self._writers.append(writer)
         await reader.read(65536)   # read the request, then say nothing
 
-    async def start(self) -> "SilentServer":
+    async def start(self) -> SilentServer:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
         return self
 

@@ -1,4 +1,4 @@
-"""`fobs collector --once/--check`, `fobs status`, `python -m collector`, config errors."""
+"""`fobs collector --once/--check`, `fobs status`, `python -m fobs.collector`, config errors."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ async def test_check_and_status(nats_server: Any, start_component: Any,
 def test_a_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     config = tmp_path / "c.toml"
     config.write_text("[scrape]\nvarz_interval = 5\nvarz_timeout = 6\n")
-    proc = subprocess.run([sys.executable, "-m", "collector", "--config", str(config)],
+    proc = subprocess.run([sys.executable, "-m", "fobs.collector", "--config", str(config)],
                           cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2
@@ -103,7 +103,7 @@ def test_a_busy_status_address_is_a_config_error(tmp_path: Path) -> None:
         config = tmp_path / "c.toml"
         config.write_text(f'[discovery]\nnats = false\n[status]\naddress = "127.0.0.1:{port}"\n'
                           f'[outputs]\nspool_dir = "{tmp_path / "spool"}"\n')
-        proc = subprocess.run([sys.executable, "-m", "collector", "--config", str(config)],
+        proc = subprocess.run([sys.executable, "-m", "fobs.collector", "--config", str(config)],
                               cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
                               capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2, proc.stderr
@@ -116,7 +116,7 @@ async def test_sigterm_while_waiting_for_nats_exits_0(tmp_path: Path) -> None:
     config.write_text(f'[status]\naddress = "127.0.0.1:0"\n'
                       f'[outputs]\nspool_dir = "{tmp_path / "spool"}"\n')
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "collector", "--config", str(config), "--nats",
+        sys.executable, "-m", "fobs.collector", "--config", str(config), "--nats",
         f"nats://127.0.0.1:{free_port()}", cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)}, stderr=asyncio.subprocess.PIPE)
     assert proc.stderr is not None
@@ -129,7 +129,7 @@ async def test_sigterm_while_waiting_for_nats_exits_0(tmp_path: Path) -> None:
 
 
 def test_once_without_nats_fails_in_one_line(tmp_path: Path) -> None:
-    proc = subprocess.run([sys.executable, "-m", "collector", "--once", "--nats",
+    proc = subprocess.run([sys.executable, "-m", "fobs.collector", "--once", "--nats",
                            f"nats://127.0.0.1:{free_port()}", "--wait", "0.1",
                            "--log-level", "CRITICAL"],
                           cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},

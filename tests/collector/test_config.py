@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from collector.cli import load_config
-from collector.config import CollectorConfig, ScrapeConfig, StaticTarget, TypeScrapeConfig
-from collector.config import load_config as load_file
-from components.config import ConfigError, load
 from fobs.cli import build_parser
+from fobs.collector.cli import load_config
+from fobs.collector.config import CollectorConfig, ScrapeConfig, StaticTarget, TypeScrapeConfig
+from fobs.collector.config import load_config as load_file
+from fobs.components.config import ConfigError, load
 
 SAMPLE = Path(__file__).parents[2] / "collector" / "fobs-collector.toml"
 

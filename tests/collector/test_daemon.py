@@ -11,11 +11,11 @@ from typing import Any
 
 import nats
 
-from collector.config import StaticTarget
-from collector.daemon import Collector
-from collector.discovery import ANNOUNCE
-from collector.status import fetch_targets, print_components
-from collector.target import Target
+from fobs.collector.config import StaticTarget
+from fobs.collector.daemon import Collector
+from fobs.collector.discovery import ANNOUNCE
+from fobs.collector.status import fetch_targets, print_components
+from fobs.collector.target import Target
 from tests.collector.collector_helpers import HttpTarget, MemoryOutputs, collector_config
 
 
@@ -226,7 +226,7 @@ async def test_status_api_and_the_components_table(
                                 "ERROR"]
     row = next(line for line in lines if line.startswith("DEA"))
     assert row.split()[:5] == ["DEA", "3", comp.host, "up", "yes"]
-    from collector.status import fetch
+    from fobs.collector.status import fetch
     assert await asyncio.to_thread(fetch, url, "/healthz") == (200, b"ok")
 
 
@@ -302,8 +302,8 @@ async def test_stop_flushes_and_unregisters(nats_server: Any, start_component: A
 
 
 async def test_status_api_with_basic_auth(make_collector: Any) -> None:
-    from collector.config import StatusConfig
-    from collector.status import fetch
+    from fobs.collector.config import StatusConfig
+    from fobs.collector.status import fetch
     config = replace(collector_config(), status=StatusConfig(address="127.0.0.1:0", user="ops",
                                                              password="s3cret"))
     collector = await make_collector(config)

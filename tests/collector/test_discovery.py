@@ -5,16 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import nats
 import pytest
 
-from collector.config import StaticTarget
-from collector.discovery import (ANNOUNCE, UNREGISTER, NatsDiscoverer, PayloadError,
-                                 StaticDiscoverer, Update, parse_announcement, static_target)
-from components.bus import Bus, NatsConfig
+from fobs.collector.config import StaticTarget
+from fobs.collector.discovery import (
+    ANNOUNCE,
+    UNREGISTER,
+    NatsDiscoverer,
+    PayloadError,
+    StaticDiscoverer,
+    Update,
+    parse_announcement,
+    static_target,
+)
+from fobs.components.bus import Bus, NatsConfig
 
 RUBY = {"type": "DEA", "index": 0, "uuid": "0-8e1b2e0db73172fe61f9c27e5bb26638",
         "host": "10.10.17.11:53736", "credentials": ["8f3a", "c2d1"],
@@ -34,7 +42,7 @@ def test_ruby_announce() -> None:
     assert (found.uuid, found.type, found.index, found.host) == (
         RUBY["uuid"], "DEA", 0, "10.10.17.11:53736")
     assert found.credentials == ("8f3a", "c2d1") and found.ip == "10.10.17.11"
-    assert found.start == datetime(2013, 7, 2, 17, 28, 3, tzinfo=timezone.utc)
+    assert found.start == datetime(2013, 7, 2, 17, 28, 3, tzinfo=UTC)
     assert found.url("varz") == "http://10.10.17.11:53736/varz"
 
 

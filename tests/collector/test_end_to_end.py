@@ -11,8 +11,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from collector.daemon import Collector
-from collector.historians.config import InfluxV1Config, OutputsConfig, RetryConfig
+from fobs.collector.daemon import Collector
+from fobs.collector.historians.config import InfluxV1Config, OutputsConfig, RetryConfig
 from tests.collector.collector_helpers import HttpTarget, collector_config
 from tests.services import Influxd
 from tests.waiting import until as _until
@@ -133,7 +133,7 @@ max_delay = 1.0
 
 async def start_collector(config: Path) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "collector", "--config", str(config), cwd=REPO,
+        sys.executable, "-m", "fobs.collector", "--config", str(config), cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE)
 
@@ -191,8 +191,8 @@ async def test_sigterm_flushes_everything_and_kill_9_loses_nothing(
 async def test_influxdb_v2_api_into_victoria_metrics(
         nats_server: Any, victoria_metrics: Any, start_component: Any, make_collector: Any,
         tmp_path: Path) -> None:
-    from collector.cli import load_config
     from fobs.cli import build_parser
+    from fobs.collector.cli import load_config
     await start_component("DEA", index=6)
     args = build_parser().parse_args([   # the 2.x flags, as a user would give them
         "collector", "--nats", nats_server.url, "--influx-url", victoria_metrics.url,

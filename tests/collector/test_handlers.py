@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from collector.handlers import (
+from fobs.collector.handlers import (
     GENERIC,
     HANDLERS,
     Handler,
@@ -22,8 +22,8 @@ from collector.handlers import (
     register,
     role_for,
 )
-from collector.handlers.values import IDENTITY_TAGS, parse_uptime, tag_value, to_float, to_int
-from collector.point import ListAppender, Point
+from fobs.collector.handlers.values import IDENTITY_TAGS, parse_uptime, tag_value, to_float, to_int
+from fobs.collector.point import ListAppender, Point
 from tests.collector.handlers.golden import (
     BASE_TAGS,
     CASES_DIR,

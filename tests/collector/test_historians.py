@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from collector.historians import create
-from collector.historians.config import FileConfig, OutputsConfig
-from collector.historians.errors import (
+from fobs.collector.historians import create
+from fobs.collector.historians.config import FileConfig, OutputsConfig
+from fobs.collector.historians.errors import (
     FatalError,
     PartialWriteError,
     RejectError,
@@ -19,11 +19,11 @@ from collector.historians.errors import (
     reason,
     retry_after,
 )
-from collector.historians.file import FileHistorian
-from collector.historians.influxdb_v1 import InfluxV1
-from collector.historians.influxdb_v2 import InfluxV2
-from collector.lineprotocol import encode
-from components.config import ConfigError, build
+from fobs.collector.historians.file import FileHistorian
+from fobs.collector.historians.influxdb_v1 import InfluxV1
+from fobs.collector.historians.influxdb_v2 import InfluxV2
+from fobs.collector.lineprotocol import encode
+from fobs.components.config import ConfigError, build
 from tests.collector.write_helpers import Answer, FakeInflux, scrape, v1, v2
 from tests.services import Influxd, VictoriaMetrics, free_port
 

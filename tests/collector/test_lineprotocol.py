@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.lineprotocol import INT64_MAX, INT64_MIN, Encoder, encode
-from collector.point import Point
+from fobs.collector.lineprotocol import INT64_MAX, INT64_MIN, Encoder, encode
+from fobs.collector.point import Point
 from tests.collector.write_helpers import new_database
 from tests.services import Influxd
 

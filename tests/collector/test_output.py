@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from collector.historians.config import FileConfig, OutputsConfig
-from collector.outputs import Outputs
-from collector.point import Point
-from collector.spool import DiskSpool
-from components.config import ConfigError
+from fobs.collector.historians.config import FileConfig, OutputsConfig
+from fobs.collector.outputs import Outputs
+from fobs.collector.point import Point
+from fobs.collector.spool import DiskSpool
+from fobs.components.config import ConfigError
 from tests.collector.write_helpers import FAST_SPOOL, T0, Answer, FakeInflux, scrape, v1, v2
 from tests.services import Influxd, VictoriaMetrics, free_port
 

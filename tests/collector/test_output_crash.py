@@ -8,8 +8,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-from collector.historians.config import OutputsConfig
-from collector.outputs import Outputs
+from fobs.collector.historians.config import OutputsConfig
+from fobs.collector.outputs import Outputs
 from tests.collector.write_helpers import v1
 from tests.services import Influxd, free_port
 
@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 # how many points its output has accepted so far.
 WRITER = textwrap.dedent("""
     import asyncio, sys
-    from collector.historians.config import OutputsConfig
-    from collector.outputs import Outputs
+    from fobs.collector.historians.config import OutputsConfig
+    from fobs.collector.outputs import Outputs
     from tests.collector.write_helpers import scrape, v1
 
     async def main():

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-from collector.discovery import Update
-from collector.registry import Registry, rendezvous_owner
-from collector.target import Discovered, Target
+from fobs.collector.discovery import Update
+from fobs.collector.registry import Registry, rendezvous_owner
+from fobs.collector.target import Discovered, Target
 
 
 class Clock:

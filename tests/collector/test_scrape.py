@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from collector.config import ScrapeConfig, TypeScrapeConfig
-from collector.point import Point
-from collector.scrape import Scraper, next_on_grid, phase
-from collector.target import Discovered, Target
+from fobs.collector.config import ScrapeConfig, TypeScrapeConfig
+from fobs.collector.point import Point
+from fobs.collector.scrape import Scraper, next_on_grid, phase
+from fobs.collector.target import Discovered, Target
 from tests.collector.collector_helpers import HttpTarget, MemoryOutputs, SilentServer
 from tests.services import free_port
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from collector.daemon import Collector
-from components.bus import NatsConfig
-from components.runtime import Component, ComponentConfig
+from fobs.collector.daemon import Collector
+from fobs.components.bus import NatsConfig
+from fobs.components.runtime import Component, ComponentConfig
 from tests.collector.collector_helpers import MemoryOutputs, collector_config
 from tests.waiting import until
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from collector.spool import HEADER, DiskSpool, MemorySpool, SpoolConfig, SpoolError
-from components.config import ConfigError, build
+from fobs.collector.spool import HEADER, DiskSpool, MemorySpool, SpoolConfig, SpoolError
+from fobs.components.config import ConfigError, build
 
 SMALL = SpoolConfig(max_bytes=8192, segment_bytes=1024, fsync="never")
 
@@ -209,9 +209,9 @@ def test_a_failed_write_is_refused_and_leaves_no_torn_record(
         real_write(fd, data[:10])
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("collector.spool.os.write", half_then_full)
+    monkeypatch.setattr("fobs.collector.spool.os.write", half_then_full)
     assert not spool.append(record(1), 1)
-    monkeypatch.setattr("collector.spool.os.write", real_write)
+    monkeypatch.setattr("fobs.collector.spool.os.write", real_write)
     assert spool.append(record(2), 1)
     assert spool.stats.refused_points == 1
     assert drain(spool) == [0, 2]
@@ -259,7 +259,7 @@ def test_fsync_policy(tmp_path: Path, policy: str, expected: int) -> None:
 
 WRITER = textwrap.dedent("""
     import sys
-    from collector.spool import DiskSpool, SpoolConfig
+    from fobs.collector.spool import DiskSpool, SpoolConfig
     spool = DiskSpool(sys.argv[1], SpoolConfig(max_bytes=64 << 20, segment_bytes=64 << 10,
                                                 fsync="never"))
     i = 0

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from collector.historians.config import InfluxV1Config, InfluxV2Config, RetryConfig
-from collector.point import Point
-from collector.spool import SpoolConfig
+from fobs.collector.historians.config import InfluxV1Config, InfluxV2Config, RetryConfig
+from fobs.collector.point import Point
+from fobs.collector.spool import SpoolConfig
 from tests.services import Influxd
 
 T0 = 1_700_000_000_000_000_000

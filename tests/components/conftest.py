@@ -11,9 +11,9 @@ import aiohttp
 import nats
 import pytest
 
-from components.auth import basic_auth_header
-from components.bus import NatsConfig
-from components.runtime import Component, ComponentConfig
+from fobs.components.auth import basic_auth_header
+from fobs.components.bus import NatsConfig
+from fobs.components.runtime import Component, ComponentConfig
 from tests.services import NatsServer
 
 

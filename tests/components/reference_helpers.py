@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from components.bus import NatsConfig
-from components.reference import COMPONENTS, TYPES, create
-from components.runtime import Component, ComponentConfig
-from components.sim.clock import FakeClock
+from fobs.components.bus import NatsConfig
+from fobs.components.reference import COMPONENTS, TYPES, create
+from fobs.components.runtime import Component, ComponentConfig
+from fobs.components.sim.clock import FakeClock
 from tests.services import NatsServer
 
 
@@ -76,7 +76,7 @@ async def next_json(sub: Any, predicate: Callable[[dict[str, Any]], bool] = lamb
             raise AssertionError("timed out waiting for a matching NATS message")
         try:
             msg = await sub.next_msg(timeout=left)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise AssertionError("timed out waiting for a matching NATS message") from None
         payload = json.loads(msg.data)
         if predicate(payload):

@@ -15,8 +15,8 @@ from typing import Any
 import nats
 import pytest
 
-from components import runtime
-from components.fleet import parse_mix, plan
+from fobs.components import runtime
+from fobs.components.fleet import parse_mix, plan
 from tests.components.reference_helpers import subscribe
 from tests.services import NatsServer
 
@@ -141,8 +141,8 @@ async def test_bad_flags_are_one_line_errors(nats_server: NatsServer) -> None:
 
 
 def test_fleet_config_file_takes_every_kinds_section(tmp_path: Path) -> None:
-    from components.cli import _reference, file_config
     from fobs.cli import build_parser as build_parser_for_tests
+    from fobs.components.cli import _reference, file_config
     config = tmp_path / "fleet.toml"
     config.write_text('[component]\nlog_level = "DEBUG"\n[component.nats]\n'
                       'servers = ["nats://127.0.0.1:1"]\n[dea]\n[router]\n[stager]\n')
@@ -154,7 +154,7 @@ def test_fleet_config_file_takes_every_kinds_section(tmp_path: Path) -> None:
     assert comp.nats.servers == ("nats://127.0.0.1:2",)  # the flag overrides the file
     assert set(sims) == {"dea", "router", "stager"}
     config.write_text("[component]\nbogus = 1\n")
-    from components.config import ConfigError
+    from fobs.components.config import ConfigError
     with pytest.raises(ConfigError, match="unknown key 'component.bogus'"):
         file_config({k: v[1] for k, v in reference.items()}, args)
 

@@ -7,13 +7,13 @@ import json
 import urllib.request
 from typing import Any
 
-from components.bus import Bus, NatsConfig
-from components.reference import create
-from components.runtime import Component, ComponentConfig
+from fobs.components.bus import Bus, NatsConfig
+from fobs.components.reference import create
+from fobs.components.runtime import Component, ComponentConfig
 from tests.components.conftest import eventually, http_get, varz
 from tests.components.reference_helpers import next_json, started, subscribe
-from tests.services import NatsServer
 from tests.components.varz_schema import check_dea, check_router, check_stager
+from tests.services import NatsServer
 
 __all__ = ["started"]
 
@@ -167,5 +167,6 @@ async def test_a_fleet_on_one_connection_shares_subscriptions(nats_server: NatsS
 
 def replace_config(kind: str, options: dict[str, Any]) -> Any:
     from dataclasses import replace
-    from components.reference import COMPONENTS
+
+    from fobs.components.reference import COMPONENTS
     return replace(COMPONENTS[kind][1](), **options)

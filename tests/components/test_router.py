@@ -9,12 +9,17 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from components.config import ConfigError, load
-from components.router import RouterConfig
-
+from fobs.components.config import ConfigError, load
+from fobs.components.router import RouterConfig
 from tests.components.conftest import eventually, http_get, varz
-from tests.components.reference_helpers import (build, next_json, run_for, started, subscribe,
-                                                 varz_now)
+from tests.components.reference_helpers import (
+    build,
+    next_json,
+    run_for,
+    started,
+    subscribe,
+    varz_now,
+)
 from tests.components.varz_schema import check_router
 
 __all__ = ["started"]

@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 
-from components import runtime
-from components.runtime import Component, uptime_string
+from fobs.components import runtime
+from fobs.components.bus import NatsConfig
+from fobs.components.runtime import Component, ComponentConfig, uptime_string
 from tests.components.conftest import eventually, http_get, varz
 from tests.components.reference_helpers import subscribe
-from components.bus import NatsConfig
-from components.runtime import ComponentConfig
 from tests.services import NatsCluster, NatsServer
 
 GENERIC_FIELDS = {
@@ -212,6 +211,7 @@ async def _log_counts_are(comp: Component, **expected: int) -> bool:
 async def test_nats_tls_and_user_password(tmp_path: Any) -> None:
     """The component's NATS options reach a real nats-server that demands TLS and a login."""
     import nats
+
     from tests.services import self_signed_certificate
     cert, key = self_signed_certificate(tmp_path / "tls")
     login = ["--user", "fobs", "--pass", "s3cret"]

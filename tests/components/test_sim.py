@@ -8,11 +8,11 @@ import statistics
 
 import pytest
 
-from components.sim.ewma import Meter
-from components.sim.histogram import SlidingHistogram
-from components.sim.latency import LatencyModel
-from components.sim.rng import binomial, derive_seed, poisson, seeded_rng, stochastic_round
-from components.sim.traffic import Bursts, DailyCurve, Popularity
+from fobs.components.sim.ewma import Meter
+from fobs.components.sim.histogram import SlidingHistogram
+from fobs.components.sim.latency import LatencyModel
+from fobs.components.sim.rng import binomial, derive_seed, poisson, seeded_rng, stochastic_round
+from fobs.components.sim.traffic import Bursts, DailyCurve, Popularity
 
 
 def test_histogram_quantiles_match_the_exact_ones_within_a_bucket() -> None:

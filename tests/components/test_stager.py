@@ -7,12 +7,19 @@ from typing import Any
 
 import pytest
 
-from components.config import ConfigError, load
-from components.sim.instance import AppSpec
-from components.stager import StagerConfig
+from fobs.components.config import ConfigError, load
+from fobs.components.sim.instance import AppSpec
+from fobs.components.stager import StagerConfig
 from tests.components.conftest import eventually, http_get, varz
-from tests.components.reference_helpers import (build, next_json, run_for, sent, started,
-                                                 subscribe, varz_now)
+from tests.components.reference_helpers import (
+    build,
+    next_json,
+    run_for,
+    sent,
+    started,
+    subscribe,
+    varz_now,
+)
 from tests.components.varz_schema import check_stager
 
 __all__ = ["started"]

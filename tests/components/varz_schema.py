@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from components.sim.instance import STATES
+from fobs.components.sim.instance import STATES
 
 UPTIME = re.compile(r"^\d+d:\d+h:\d+m:\d+s$")
 START = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}$")

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from dashboards.checks import check_all
-from dashboards.rules import load_rules
 from fobs.cli import main
+from fobs.dashboards.checks import check_all
+from fobs.dashboards.rules import load_rules
 
 
 @pytest.fixture(scope="module")
@@ -90,11 +90,11 @@ def test_alert_rules_in_unified_alerting_terms(built: Path) -> None:
 
 
 def test_python_m_dashboards_builds_too(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "dashboards", "--out", str(tmp_path)],
+    result = subprocess.run([sys.executable, "-m", "fobs.dashboards", "--out", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "provisioning/alerting/fobs.yaml").exists()
-    check = subprocess.run([sys.executable, "-m", "dashboards", "check"], capture_output=True,
+    check = subprocess.run([sys.executable, "-m", "fobs.dashboards", "check"], capture_output=True,
                            text=True, timeout=60)
     assert check.returncode == 0 and "no problems" in check.stdout
 
@@ -102,7 +102,7 @@ def test_python_m_dashboards_builds_too(tmp_path: Path) -> None:
 def test_bad_rules_file_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                             ) -> None:
     bad = tmp_path / "bad.rules.py"
-    bad.write_text("from dashboards.rules import Rule\n"
+    bad.write_text("from fobs.dashboards.rules import Rule\n"
                    "rules = [Rule(name='X', query='SELECT 1 FROM m WHERE time > now() - 1m',"
                    " condition='> 1')]\n")
     assert main(["dashboards", "build", "--out", str(tmp_path / "o"), "--rules", str(bad)]) == 2

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from dashboards.build import dashboard_files, load_dashboards
-from dashboards.checks import check_all, panels
-from dashboards.grafana import DATASOURCE_UID
+from fobs.dashboards.build import dashboard_files, load_dashboards
+from fobs.dashboards.checks import check_all, panels
+from fobs.dashboards.grafana import DATASOURCE_UID
 
 PROVISIONED = {DATASOURCE_UID}
 

@@ -6,11 +6,23 @@ import math
 
 import pytest
 
-from dashboards.influxql import (QueryError, TimeRange, Variable, format_duration,
-                                 interpolate, parse_duration, variables_in)
-from dashboards.series import SeriesError, line_protocol, parse_key, parse_values
-from dashboards.templates import Template, go_float, humanize, humanize_duration, \
-    humanize_percentage
+from fobs.dashboards.influxql import (
+    QueryError,
+    TimeRange,
+    Variable,
+    format_duration,
+    interpolate,
+    parse_duration,
+    variables_in,
+)
+from fobs.dashboards.series import SeriesError, line_protocol, parse_key, parse_values
+from fobs.dashboards.templates import (
+    Template,
+    go_float,
+    humanize,
+    humanize_duration,
+    humanize_percentage,
+)
 
 Q = 'SELECT mean("x") FROM "m" WHERE "job" =~ /^$job$/ AND $timeFilter GROUP BY time($__interval)'
 

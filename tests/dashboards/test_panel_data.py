@@ -6,8 +6,8 @@ import urllib.request
 
 import pytest
 
-from dashboards.build import load_dashboards
-from dashboards.verify import verify
+from fobs.dashboards.build import load_dashboards
+from fobs.dashboards.verify import verify
 from tests.dashboards.fleetdata import fleet_lines
 from tests.services import Influxd
 

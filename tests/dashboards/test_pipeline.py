@@ -7,7 +7,7 @@ syslog; the collector discovers everything over NATS (fobs' own daemons and itse
 scrapes every 2 s and writes to a private influxd, so the panels of fobs' daemons are fed by
 their own handlers. A further component is killed with SIGKILL so the scrape-error panels have
 errors to show. Then every panel query of every dashboard, with Grafana's macros and variables
-substituted, must return data (`dashboards.verify`), and the shipped alert rules evaluated on
+substituted, must return data (`fobs.dashboards.verify`), and the shipped alert rules evaluated on
 the same data must all run and see the killed component as down.
 """
 
@@ -24,11 +24,11 @@ from pathlib import Path
 
 import pytest
 
-from dashboards.build import load_dashboards
-from dashboards.evaluator import Evaluator
-from dashboards.influx import InfluxQuery
-from dashboards.rules import load_rules
-from dashboards.verify import Report, verify
+from fobs.dashboards.build import load_dashboards
+from fobs.dashboards.evaluator import Evaluator
+from fobs.dashboards.influx import InfluxQuery
+from fobs.dashboards.rules import load_rules
+from fobs.dashboards.verify import Report, verify
 from tests.services import Influxd, NatsServer, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]

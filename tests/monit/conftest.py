@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from syslog_agg.monit import Supervisor, SupervisorConfig
-from syslog_agg.monit.config import HttpConfig
+from fobs.syslog_agg.monit import Supervisor, SupervisorConfig
+from fobs.syslog_agg.monit.config import HttpConfig
 
 CHILD = str(Path(__file__).with_name("child.py"))
 CYCLE = 0.2

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiohttp
 from aiohttp import web
 
-from syslog_agg.monit import checks
-from syslog_agg.monit.config import HttpCheck, TcpCheck, UdpCheck
-from syslog_agg.parser import parse
+from fobs.syslog_agg.monit import checks
+from fobs.syslog_agg.monit.config import HttpCheck, TcpCheck, UdpCheck
+from fobs.syslog_agg.parser import parse
 from tests.services import free_port
 
 
@@ -40,7 +40,7 @@ async def test_udp_check_refused_then_ok_with_a_syslog_probe():
         probe = await asyncio.wait_for(got.get(), 1)
     finally:
         transport.close()
-    message = parse(probe, now=datetime.now(timezone.utc))
+    message = parse(probe, now=datetime.now(UTC))
     assert message.format == "rfc5424" and message.error is None
     assert message.app_name == "fobs-monit" and message.msgid == "probe"
     assert message.severity == 6

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from components.config import ConfigError
-from syslog_agg.monit import ProcessConfig, Supervisor, SupervisorConfig, TcpCheck
-from syslog_agg.monit.config import load_config
+from fobs.components.config import ConfigError
+from fobs.syslog_agg.monit import ProcessConfig, Supervisor, SupervisorConfig, TcpCheck
+from fobs.syslog_agg.monit.config import load_config
 
 SAMPLE = Path(__file__).parents[2] / "syslog_agg" / "monit" / "fobs-monit.toml"
 

@@ -1,4 +1,4 @@
-"""`python -m syslog_agg.monit -c FILE` as a real process: CLI output, SIGTERM, no leftovers."""
+"""`python -m fobs.syslog_agg.monit -c FILE` as a real process: CLI output, SIGTERM, no leftovers."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ command = "true"
 """)
         self._output: str | None = None
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "syslog_agg.monit", "-c", str(self.config)],
+            [sys.executable, "-m", "fobs.syslog_agg.monit", "-c", str(self.config)],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def status(self) -> dict:
@@ -175,7 +175,7 @@ command = {json.dumps(child("tcp", port))}
 [[process.tcp]]
 port = {port}
 """)
-    sup = subprocess.Popen([sys.executable, "-m", "syslog_agg.monit", "-c", str(config)],
+    sup = subprocess.Popen([sys.executable, "-m", "fobs.syslog_agg.monit", "-c", str(config)],
                            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         def web_pid() -> int | None:

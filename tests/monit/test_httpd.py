@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import aiohttp
 
-from components.auth import basic_auth_header
-from syslog_agg.monit import HttpConfig, ProcessConfig, TcpCheck
-from syslog_agg.monit.render import summary, uptime
+from fobs.components.auth import basic_auth_header
+from fobs.syslog_agg.monit import HttpConfig, ProcessConfig, TcpCheck
+from fobs.syslog_agg.monit.render import summary, uptime
 from tests.monit.conftest import child, svc
 from tests.services import free_port
 

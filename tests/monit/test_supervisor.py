@@ -11,9 +11,9 @@ from pathlib import Path
 
 import nats
 
-from components.bus import NatsConfig
-from components.runtime import ComponentConfig
-from syslog_agg.monit import (HttpCheck, ProcessConfig, ProgramConfig, RestartLimit, TcpCheck)
+from fobs.components.bus import NatsConfig
+from fobs.components.runtime import ComponentConfig
+from fobs.syslog_agg.monit import HttpCheck, ProcessConfig, ProgramConfig, RestartLimit, TcpCheck
 from tests.monit.conftest import child, svc, wait_gone
 from tests.services import NatsServer, free_port, tcp_open
 
@@ -98,7 +98,7 @@ async def test_crash_loop_is_unmonitored_after_the_limit_with_an_alert_on_nats(
 
 
 def _basic(user: str, password: str) -> str:
-    from components.auth import basic_auth_header
+    from fobs.components.auth import basic_auth_header
     return basic_auth_header(user, password)
 
 

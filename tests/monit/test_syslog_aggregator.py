@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from syslog_agg.monit import HttpCheck, ProcessConfig, UdpCheck
+from fobs.syslog_agg.monit import HttpCheck, ProcessConfig, UdpCheck
 from tests.monit.conftest import svc
 from tests.services import free_port
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from components.config import build
-from syslog_agg.config import SyslogAggConfig
-from syslog_agg.server import Aggregator
+from fobs.components.config import build
+from fobs.syslog_agg.config import SyslogAggConfig
+from fobs.syslog_agg.server import Aggregator
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 10.0,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from components.config import ConfigError, build, load
-from syslog_agg.config import SyslogAggConfig
+from fobs.components.config import ConfigError, build, load
+from fobs.syslog_agg.config import SyslogAggConfig
 
 SAMPLE = Path(__file__).parents[2] / "syslog_agg" / "fobs-syslog.toml"
 

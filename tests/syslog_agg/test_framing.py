@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from syslog_agg.framing import Framer
+from fobs.syslog_agg.framing import Framer
 
 
 def frames(chunks: list[bytes], max_size: int = 64, close: bool = False

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from syslog_agg.listeners import Intake, TcpListener, UdpListener, tls_context
+from fobs.syslog_agg.listeners import Intake, TcpListener, UdpListener, tls_context
 from tests.syslog_agg.conftest import eventually
 
 

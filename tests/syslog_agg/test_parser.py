@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from syslog_agg.parser import parse
+from fobs.syslog_agg.parser import parse
 
-UTC = timezone.utc
+UTC = UTC
 NOW = datetime(2019, 2, 8, 12, 0, tzinfo=UTC)
 
 

@@ -121,13 +121,13 @@ async def test_rsyslog_forwarder_with_cloud_foundry_template(aggregator, tmp_pat
 
 
 def test_sigterm_flushes_everything(tmp_path: Path) -> None:
-    """A real `python -m syslog_agg` process: SIGTERM → every line written, exit 0."""
+    """A real `python -m fobs.syslog_agg` process: SIGTERM → every line written, exit 0."""
     port = free_port()
     root = tmp_path / "logs"
     config = tmp_path / "syslog.toml"
     config.write_text(f'register = false\n[store]\nflush_interval = 60.0\nroot = "{root}"\n')
     proc = subprocess.Popen(
-        [sys.executable, "-m", "syslog_agg", "--config", str(config), "--tcp",
+        [sys.executable, "-m", "fobs.syslog_agg", "--config", str(config), "--tcp",
          f"127.0.0.1:{port}", "--udp", f"127.0.0.1:{port}"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=Path(__file__).parents[2])
     try:

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from components.config import ConfigError, build
-from syslog_agg.parser import parse
-from syslog_agg.router import Router, RoutingConfig, safe_name
+from fobs.components.config import ConfigError, build
+from fobs.syslog_agg.parser import parse
+from fobs.syslog_agg.router import Router, RoutingConfig, safe_name
 
-NOW = datetime(2024, 5, 1, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 1, tzinfo=UTC)
 
 
 def route(raw: bytes, config: RoutingConfig | None = None) -> str | None:

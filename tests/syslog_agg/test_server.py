@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import nats
 
-from components.auth import basic_auth_header
-from syslog_agg.server import Aggregator
+from fobs.components.auth import basic_auth_header
+from fobs.syslog_agg.server import Aggregator
 from tests.services import NatsServer
 from tests.syslog_agg.conftest import agg_config, eventually
 

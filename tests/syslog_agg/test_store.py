@@ -7,17 +7,17 @@ import gzip
 import json
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from syslog_agg.lines import Formatter, format_received
-from syslog_agg.parser import parse
-from syslog_agg.retention import SETTLE
-from syslog_agg.store import Store, StoreConfig, day_of
+from fobs.syslog_agg.lines import Formatter, format_received
+from fobs.syslog_agg.parser import parse
+from fobs.syslog_agg.retention import SETTLE
+from fobs.syslog_agg.store import Store, StoreConfig, day_of
 
-NOW = datetime(2024, 5, 1, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 1, tzinfo=UTC)
 FIELDS = {"received_at", "component", "format", "facility", "severity", "timestamp", "hostname",
           "app_name", "procid", "msgid", "structured_data", "message", "raw", "error",
           "truncated", "peer"}
@@ -47,7 +47,7 @@ def test_flush_bytes_triggers_a_write(tmp_path: Path) -> None:
 
 
 def test_day_of() -> None:
-    assert day_of(datetime(2024, 2, 29, 23, 59, 59, tzinfo=timezone.utc).timestamp()) == \
+    assert day_of(datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC).timestamp()) == \
         "2024/02/29"
 
 
@@ -185,6 +185,6 @@ async def test_run_flushes_on_interval_and_on_stop(tmp_path: Path) -> None:
     ({"format": "xml"}, "format"),
 ])
 def test_bad_config(data: dict, error: str) -> None:
-    from components.config import ConfigError, build
+    from fobs.components.config import ConfigError, build
     with pytest.raises(ConfigError, match=error):
         build(StoreConfig, data)

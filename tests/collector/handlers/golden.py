@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collector.handlers import HandlerStats, handler_for
-from collector.point import ListAppender, Point
+from fobs.collector.handlers import HandlerStats, handler_for
+from fobs.collector.point import ListAppender, Point
 
 ROOT = Path(__file__).resolve().parents[3]
 CASES_DIR = Path(__file__).resolve().parent / "cases"

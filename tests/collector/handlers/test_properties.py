@@ -14,9 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from collector.handlers import HANDLERS
-from collector.handlers.generic import MAX_FIELDS
-from collector.handlers.values import IDENTITY_TAGS, INT64_MAX, INT64_MIN
+from fobs.collector.handlers import HANDLERS
+from fobs.collector.handlers.generic import MAX_FIELDS
+from fobs.collector.handlers.values import IDENTITY_TAGS, INT64_MAX, INT64_MIN
 from tests.collector.handlers.golden import BASE_TAGS, case_dirs, load_varz, run, schema_from_docs
 
 SCHEMA = schema_from_docs()
