@@ -4,6 +4,12 @@ nats-py keeps retrying forever when `max_reconnect_attempts` is -1, also for the
 so a daemon started before nats-server simply waits. Its fixed `reconnect_time_wait` rotates
 through the server pool; that is the backoff NATS clients use. Several components in one process
 (the fleet runner) share one `Bus`, so reconnect hooks are a list rather than one callback.
+
+TLS cannot be downgraded: nats-py upgrades to TLS only when the server's INFO says
+`tls_required`, so a server (or a man in the middle) that leaves it out would receive CONNECT,
+user and password in plaintext. When the config asks for TLS, `_TlsClient` refuses such an INFO
+before CONNECT is written (the attempt fails, is counted in `errors`, and the next server is
+tried). `tls_handshake_first` starts TLS before INFO (nats-server 2.10.4+ with `handshake_first`).
 """
 
 from __future__ import annotations
@@ -13,8 +19,8 @@ import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-import nats
 from loguru import logger
+from nats import errors as nats_errors
 from nats.aio.client import Client
 
 from fobs.components.config import ConfigError, positive
@@ -36,6 +42,7 @@ class NatsConfig:
     tls_cert: str = ""    # client certificate (mutual TLS)
     tls_key: str = ""
     tls_verify: bool = True
+    tls_handshake_first: bool = False   # TLS before the server's INFO (nats-server 2.10.4+)
     connect_timeout: float = 2.0
     reconnect_wait: float = 1.0   # seconds between attempts on one server
     ping_interval: float = 20.0
@@ -48,13 +55,20 @@ class NatsConfig:
                 raise ConfigError(f"servers: {url!r} is not a URL (nats://host:port)")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("tls_cert: tls_cert and tls_key go together")
+        if self.tls_handshake_first and not self.wants_tls:
+            raise ConfigError("tls_handshake_first: needs TLS (a tls:// URL or tls_ca)")
         if self.token and self.user:
             raise ConfigError("token: use either token or user/password, not both")
         positive(self.connect_timeout, "connect_timeout")
         positive(self.reconnect_wait, "reconnect_wait")
 
+    @property
+    def wants_tls(self) -> bool:
+        return bool(self.tls_ca or self.tls_cert
+                    or any(u.startswith("tls://") for u in self.servers))
+
     def tls_context(self) -> ssl.SSLContext | None:
-        if not (self.tls_ca or self.tls_cert or any(u.startswith("tls://") for u in self.servers)):
+        if not self.wants_tls:
             return None
         ctx = ssl.create_default_context(cafile=self.tls_ca or None)
         if not self.tls_verify:
@@ -63,6 +77,23 @@ class NatsConfig:
         if self.tls_cert:
             ctx.load_cert_chain(self.tls_cert, self.tls_key)
         return ctx
+
+
+class TlsDowngradeError(nats_errors.Error):
+    """The server offered a connection without TLS where the config asks for TLS."""
+
+    def __str__(self) -> str:
+        return "nats: server did not require TLS although TLS is configured; not connecting"
+
+
+class _TlsClient(Client):
+    """nats-py's client, refusing an INFO without `tls_required` before CONNECT is sent."""
+
+    async def _process_info(self, info: dict[str, object],
+                            initial_connection: bool = False) -> None:
+        if initial_connection and not info.get("tls_required"):
+            raise TlsDowngradeError()
+        await super()._process_info(info, initial_connection)
 
 
 @dataclass
@@ -79,16 +110,17 @@ class Bus:
     @classmethod
     async def connect(cls, config: NatsConfig, name: str) -> Bus:
         """Connect, waiting (forever, retrying) until a server answers."""
-        bus = cls(Client(), name)
+        tls = config.tls_context()
+        handshake_first = tls is not None and config.tls_handshake_first
+        bus = cls(_TlsClient() if tls is not None and not handshake_first else Client(), name)
         options: dict[str, object] = {}
         if config.user:
             options.update(user=config.user, password=config.password)
         if config.token:
             options["token"] = config.token
-        tls = config.tls_context()
         if tls is not None:
-            options["tls"] = tls
-        bus.client = await nats.connect(
+            options.update(tls=tls, tls_handshake_first=handshake_first)
+        await bus.client.connect(
             servers=list(config.servers),
             name=name,
             connect_timeout=config.connect_timeout,
