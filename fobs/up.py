@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 from loguru import logger
 
 from fobs.components import daemon
@@ -79,31 +80,6 @@ class Ports:
         port = preferred if usable else free_ports(1, udp_too=udp_too, exclude=self.taken)[0]
         self.taken.add(port)
         return port
-
-
-def toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):  # an inline table (inside arrays of tables)
-        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"no TOML for {value!r}")
-
-
-def to_toml(data: dict[str, Any], prefix: str = "") -> str:
-    """A minimal TOML writer for the nested dicts of scalars and lists `fobs up` generates."""
-    scalars = [f"{k} = {toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    out = ([f"[{prefix}]"] if prefix and scalars else []) + scalars
-    text = "\n".join(out) + ("\n" if out else "")
-    for key, value in data.items():
-        if isinstance(value, dict):
-            text += ("\n" if text else "") + to_toml(value, f"{prefix}.{key}" if prefix else key)
-    return text
 
 
 def write_private(path: Path, text: str) -> Path:
@@ -208,7 +184,7 @@ def write_configs(stack: Stack) -> dict[str, Path]:
         "store": {"root": str(stack.root / "logs"), "format": "json"},
         "component": {**stack.component("syslog"), "nats": nats},
     }
-    files["syslog"] = write_private(etc / "syslog.toml", to_toml(syslog))
+    files["syslog"] = write_private(etc / "syslog.toml", tomli_w.dumps(syslog))
     collector = {
         "component": {**stack.component("collector"), "nats": nats,
                       "syslog": {"address": stack.syslog_address}},
@@ -216,7 +192,7 @@ def write_configs(stack: Stack) -> dict[str, Path]:
         "status": {"address": f"127.0.0.1:{stack.ports['collector_status']}"},
         "outputs": outputs,
     }
-    files["collector"] = write_private(etc / "collector.toml", to_toml(collector))
+    files["collector"] = write_private(etc / "collector.toml", tomli_w.dumps(collector))
     alerts = {
         "evaluation": {"interval": stack.alert_interval, "rule_files": list(stack.rules)},
         "influxdb": {"url": stack.influx_url, "database": "fobs"},
@@ -225,11 +201,11 @@ def write_configs(stack: Stack) -> dict[str, Path]:
     }
     if stack.alertmanager:
         alerts["alertmanager"] = {"urls": [stack.alertmanager]}
-    files["alerts"] = write_private(etc / "alerts.toml", to_toml(alerts))
+    files["alerts"] = write_private(etc / "alerts.toml", tomli_w.dumps(alerts))
     for kind, count in stack.counts.items():
         for index in range(count):
             name = f"{kind}-{index}"
-            files[name] = write_private(etc / f"{name}.toml", to_toml({
+            files[name] = write_private(etc / f"{name}.toml", tomli_w.dumps({
                 "component": {**stack.component(name, index=index), "nats": nats,
                               "syslog": {"address": stack.syslog_address}}}))
     return files

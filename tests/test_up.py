@@ -15,18 +15,42 @@ from typing import Any
 
 import pytest
 
-from fobs.up import to_toml
 from tests.waiting import until as _until
 
 EVERY_TYPE = {"DEA", "Router", "Stager", "Collector", "SyslogAggregator", "Supervisor",
               "AlertEvaluator"}
 
 
-def test_to_toml_round_trips() -> None:
+def test_written_configs_load_with_each_daemons_strict_loader(tmp_path: Path) -> None:
+    """The TOML `fobs up` writes (tomli-w) is what every daemon's own loader accepts, values
+    intact: a path with a quote and a backslash, floats, arrays of tables."""
+    import argparse
     import tomllib
-    data = {"a": 1, "b": "x\"y", "c": {"d": [1, 2], "e": {"f": True}},
-            "g": [{"name": "n", "url": "u"}]}
-    assert tomllib.loads(to_toml(data)) == data
+
+    from fobs.collector.config import load_config as load_collector
+    from fobs.components import ComponentConfig
+    from fobs.components.config import build, load
+    from fobs.dashboards.alertd import AlertsConfig
+    from fobs.syslog_agg.config import SyslogAggConfig
+    from fobs.up import add_commands, plan_stack, write_configs
+
+    parser = argparse.ArgumentParser()
+    add_commands(parser.add_subparsers())
+    root = tmp_path / 'odd "dir" \\ name'
+    args = parser.parse_args(["up", "--dir", str(root), "--deas", "1", "--routers", "0",
+                              "--stagers", "0", "--influx-url", "http://127.0.0.1:1",
+                              "--varz-interval", "0.5"])
+    files = write_configs(plan_stack(args))
+    assert set(files) == {"syslog", "collector", "alerts", "dea-0"}
+    collector = load_collector(files["collector"])
+    assert collector.scrape.varz_interval == 0.5
+    assert collector.component.password == files["syslog"].parent.joinpath(
+        "password").read_text().strip()
+    assert load(SyslogAggConfig, files["syslog"]).store.root == str(root.resolve() / "logs")
+    assert load(AlertsConfig, files["alerts"]).influxdb.url == "http://127.0.0.1:1"
+    dea = build(ComponentConfig, tomllib.loads(files["dea-0"].read_text())["component"])
+    assert (dea.index, dea.user) == (0, "fobs")
+    assert all(path.stat().st_mode & 0o077 == 0 for path in files.values())
 
 
 def get_json(url: str) -> Any:
