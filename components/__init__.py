@@ -8,7 +8,9 @@ checks, and calling `start()`: it then registers over NATS the Cloud Foundry way
 from fobs.components.bus import Bus, NatsConfig
 from fobs.components.config import ConfigError
 from fobs.components.logs import SyslogConfig
-from fobs.components.runtime import Component, ComponentConfig, uptime_string
+from fobs.components.metrics import Counter, Gauge, Registry, Summary
+from fobs.components.runtime import Component, ComponentConfig
+from fobs.components.wire import uptime_string
 
-__all__ = ["Bus", "Component", "ComponentConfig", "ConfigError", "NatsConfig", "SyslogConfig",
-           "uptime_string"]
+__all__ = ["Bus", "Component", "ComponentConfig", "ConfigError", "Counter", "Gauge", "NatsConfig",
+           "Registry", "Summary", "SyslogConfig", "uptime_string"]
