@@ -23,7 +23,7 @@ from fobs.collector.discovery import (
     Update,
 )
 from fobs.collector.handlers import role_for
-from fobs.collector.outputs import Outputs
+from fobs.collector.fanout import Outputs
 from fobs.collector.point import Point
 from fobs.collector.registry import Registry
 from fobs.collector.scrape import Scraper
@@ -36,7 +36,7 @@ PRUNE_CHECKS_PER_INTERVAL = 10     # prune precision: a tenth of prune_interval
 
 
 class Sink(Protocol):
-    """What the collector hands each scrape's points to: `fobs.collector.outputs.Outputs`."""
+    """What the collector hands each scrape's points to: `fobs.collector.fanout.Outputs`."""
 
     def add(self, points: list[Point]) -> int: ...
 

@@ -65,7 +65,7 @@ class OutputStats:
 
 
 class Output:
-    """See the module docstring. Made and started by `fobs.collector.outputs.Outputs`."""
+    """See the module docstring. Made and started by `fobs.collector.fanout.Outputs`."""
 
     def __init__(self, name: str, kind: str, historian: Historian, buffer: Buffer,
                  options: OutputOptions, quarantine: Quarantine) -> None:

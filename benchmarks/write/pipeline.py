@@ -19,7 +19,7 @@ from pathlib import Path
 
 from fobs.collector.historians.config import InfluxV1Config, OutputsConfig
 from fobs.collector.lineprotocol import Encoder
-from fobs.collector.outputs import Outputs
+from fobs.collector.fanout import Outputs
 from fobs.collector.point import Point
 from fobs.collector.spool import DiskSpool, SpoolConfig
 from tests.services import Influxd

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fobs.collector.historians.config import FileConfig, OutputsConfig
-from fobs.collector.outputs import Outputs
+from fobs.collector.fanout import Outputs
 from fobs.collector.point import Point
 from fobs.collector.spool import DiskSpool
 from fobs.components.config import ConfigError

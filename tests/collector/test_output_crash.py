@@ -9,7 +9,7 @@ import textwrap
 from pathlib import Path
 
 from fobs.collector.historians.config import OutputsConfig
-from fobs.collector.outputs import Outputs
+from fobs.collector.fanout import Outputs
 from tests.collector.write_helpers import v1
 from tests.services import Influxd, free_port
 
@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 WRITER = textwrap.dedent("""
     import asyncio, sys
     from fobs.collector.historians.config import OutputsConfig
-    from fobs.collector.outputs import Outputs
+    from fobs.collector.fanout import Outputs
     from tests.collector.write_helpers import scrape, v1
 
     async def main():

@@ -1,4 +1,4 @@
-"""Every configured output behind one object: the collector hands each scrape's points to `add`.
+"""The fan-out: every configured output behind one object; each scrape's points go to `add`.
 
 Points are encoded once (one `Encoder` per process) and the bytes go to every output's spool; each
 output drains its own spool in its own task, so a historian that is down or slow never delays
