@@ -4,19 +4,15 @@ Both sources implement one shape, Prometheus' discoverer: `run(send)` sends the 
 targets first, then only changes, as `Update`s; the registry applies them. Discovery never
 scrapes and never decides what to drop on a timer — pruning is the registry's.
 
-Cloud Foundry payloads are accepted unchanged: Ruby and Go forms, `start` as
-"YYYY-MM-DD HH:MM:SS +0000" (or any "±HHMM" offset), `index` as an integer or a numeric string,
-`credentials` as a two-element list. A message without `index` is ignored, as the original
-collector did.
+Cloud Foundry payloads are accepted unchanged; what that means is `fobs.components.wire`'s,
+the one module that spells the protocol for both the components and the collector.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
@@ -24,13 +20,8 @@ from loguru import logger
 
 from fobs.collector.config import StaticTarget
 from fobs.collector.target import Discovered
+from fobs.components import wire
 from fobs.components.bus import Bus
-
-ANNOUNCE = "vcap.component.announce"
-DISCOVER = "vcap.component.discover"
-UNREGISTER = "vcap.component.unregister"
-START_FORMAT = "%Y-%m-%d %H:%M:%S %z"
-MAX_PAYLOAD = 64 * 1024
 
 
 class Update(NamedTuple):
@@ -59,10 +50,6 @@ class Discoverer(Protocol):
         """Send the full set, then changes, until cancelled."""
 
 
-class PayloadError(ValueError):
-    """A discovery message we cannot use; the text says why (counted, logged at debug)."""
-
-
 @dataclass
 class DiscoveryStats:
     announces: int = 0
@@ -76,82 +63,13 @@ class DiscoveryStats:
         return dict(self.__dict__)
 
 
-def parse_index(value: Any) -> int:
-    if isinstance(value, bool):
-        raise PayloadError("index is a boolean")
-    if isinstance(value, int):
-        index = value
-    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        index = int(value.strip())
-    else:
-        raise PayloadError(f"index {value!r} is not an integer")
-    if index < 0:
-        raise PayloadError(f"index {index} is negative")
-    return index
-
-
-def parse_start(value: Any) -> datetime | None:
-    """Cloud Foundry's "2013-07-02 17:28:03 +0000" (Ruby) / "-0700" (Go); None if unusable."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.strptime(value.strip(), START_FORMAT)
-    except ValueError:
-        return None
-
-
-def parse_credentials(value: Any) -> tuple[str, str] | None:
-    if (isinstance(value, (list, tuple)) and len(value) == 2
-            and all(isinstance(v, str) for v in value)):
-        return (value[0], value[1])
-    return None
-
-
-def parse_host(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 300:
-        raise PayloadError(f"host {value!r} is not HOST:PORT")
-    host, sep, port = value.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise PayloadError(f"host {value!r} is not HOST:PORT")
-    return value.strip()
-
-
-def decode(data: bytes) -> dict[str, Any]:
-    if len(data) > MAX_PAYLOAD:
-        raise PayloadError(f"payload of {len(data)} bytes is too large")
-    try:
-        payload = json.loads(data)
-    except (ValueError, RecursionError) as e:
-        raise PayloadError(f"not JSON: {e}") from None
-    if not isinstance(payload, dict):
-        raise PayloadError("not a JSON object")
-    return payload
-
-
 def parse_announcement(data: bytes) -> Discovered | None:
     """A discover payload → Discovered; None when it has no index (ignored, as CF did)."""
-    payload = decode(data)
-    if payload.get("index") is None:
+    found = wire.parse_announcement(data)
+    if found is None:
         return None
-    ctype = payload.get("type")
-    if not isinstance(ctype, str) or not ctype or len(ctype) > 100:
-        raise PayloadError(f"type {ctype!r} is not a component type")
-    index = parse_index(payload["index"])
-    host = parse_host(payload.get("host"))
-    uuid = payload.get("uuid")
-    if not isinstance(uuid, str) or not uuid or len(uuid) > 200:
-        uuid = f"{ctype}/{index}"     # CF components always send one; be lenient otherwise
-    return Discovered(uuid=uuid, type=ctype, index=index, host=host,
-                      credentials=parse_credentials(payload.get("credentials")),
-                      source="nats", start=parse_start(payload.get("start")))
-
-
-def parse_unregister(data: bytes) -> str:
-    """The uuid of a `vcap.component.unregister` message."""
-    uuid = decode(data).get("uuid")
-    if not isinstance(uuid, str) or not uuid:
-        raise PayloadError("unregister without uuid")
-    return uuid
+    return Discovered(uuid=found.uuid, type=found.type, index=found.index, host=found.host,
+                      credentials=found.credentials, source="nats", start=found.start)
 
 
 def static_target(target: StaticTarget) -> Discovered:
@@ -193,9 +111,9 @@ class NatsDiscoverer:
     async def run(self, send: Send) -> None:
         nc = self.bus.client
         self._inbox = nc.new_inbox()
-        self._subs = [await nc.subscribe(ANNOUNCE, cb=self._on_announce),
+        self._subs = [await nc.subscribe(wire.ANNOUNCE, cb=self._on_announce),
                       await nc.subscribe(self._inbox, cb=self._on_reply),
-                      await nc.subscribe(UNREGISTER, cb=self._on_unregister)]
+                      await nc.subscribe(wire.UNREGISTER, cb=self._on_unregister)]
         self.bus.reconnect_hooks.append(self._on_reconnect)
         await _call(send, Update(self.source, full=True))   # nothing known yet
         ticker = asyncio.create_task(self._discover_every())
@@ -218,7 +136,7 @@ class NatsDiscoverer:
         if not self._inbox or self.bus.client.is_closed:
             return
         try:
-            await self.bus.client.publish(DISCOVER, b"", reply=self._inbox)
+            await self.bus.client.publish(wire.DISCOVER, b"", reply=self._inbox)
             self.stats.discover_requests += 1
         except Exception as e:
             logger.warning("Could not send discover request: {}", e or type(e).__name__)
@@ -269,7 +187,7 @@ class NatsDiscoverer:
     def _take(self, data: bytes) -> None:
         try:
             found = parse_announcement(data)
-        except PayloadError as e:
+        except wire.PayloadError as e:
             self.stats.invalid += 1
             logger.debug("Ignored discovery message: {}", e)
             return
@@ -281,8 +199,8 @@ class NatsDiscoverer:
     async def _on_unregister(self, msg: Any) -> None:
         self.stats.unregisters += 1
         try:
-            self._queue.put_nowait(parse_unregister(msg.data))
-        except PayloadError as e:
+            self._queue.put_nowait(wire.parse_unregister(msg.data))
+        except wire.PayloadError as e:
             self.stats.invalid += 1
             logger.debug("Ignored unregister message: {}", e)
 

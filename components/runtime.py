@@ -1,12 +1,12 @@
 """The component runtime: register over NATS the Cloud Foundry way, serve /varz and /healthz.
 
-Wire protocol (Cloud Foundry's `VCAP::Component`): at start a component publishes its discover
-payload `{type, index, uuid, host, credentials, start}` on `vcap.component.announce`, and answers
-every `vcap.component.discover` request with the same plus `uptime`. It serves `/varz` and
-`/healthz` behind HTTP basic auth with those credentials. Where the original was weak fobs does
-better without breaking the wire: it re-announces after a NATS reconnect, says goodbye on
-`vcap.component.unregister` when it stops, keeps credentials out of varz, time-boxes health
-checks, and also serves `/metrics` for Prometheus.
+Wire protocol (Cloud Foundry's `VCAP::Component`, spelled in `fobs.components.wire`): at start a
+component publishes its discover payload on `vcap.component.announce`, and answers every
+`vcap.component.discover` request with the same plus `uptime`. It serves `/varz` and
+`/healthz` behind HTTP basic auth with the credentials in that payload. Where the original was
+weak fobs does better without breaking the wire: it re-announces after a NATS reconnect, says
+goodbye on `vcap.component.unregister` when it stops, keeps credentials out of varz, time-boxes
+health checks, and also serves `/metrics` for Prometheus.
 """
 
 from __future__ import annotations
@@ -24,15 +24,12 @@ from typing import Any
 from aiohttp import web
 from loguru import logger
 
-from fobs.components import auth, exposition
+from fobs.components import auth, exposition, wire
 from fobs.components.bus import Bus, NatsConfig
 from fobs.components.config import ConfigError
 from fobs.components.logs import SyslogConfig, process_logging
 from fobs.components.process import ProcessStats
 
-ANNOUNCE = "vcap.component.announce"
-DISCOVER = "vcap.component.discover"
-UNREGISTER = "vcap.component.unregister"
 VARZ_MAX_AGE = 1.0          # generic fields are recomputed at most once a second
 HEALTH_CHECK_TIMEOUT = 2.0
 
@@ -65,12 +62,6 @@ class ComponentConfig:
         if self.log_level.upper() not in SEVERITY:
             raise ConfigError(f"log_level: must be one of {', '.join(SEVERITY)}, "
                               f"got {self.log_level!r}")
-
-
-def uptime_string(seconds: float) -> str:
-    """Cloud Foundry's `Nd:Nh:Nm:Ns`."""
-    s = int(seconds)
-    return f"{s // 86400}d:{s % 86400 // 3600}h:{s % 3600 // 60}m:{s % 60}s"
 
 
 def local_ip() -> str:
@@ -147,7 +138,7 @@ class Component:
         if self._bus is None:
             self._bus = await Bus.connect(self.config.nats, f"{self.type}/{self.index}")
         self._bus.reconnect_hooks.append(self.announce)
-        self._subscriptions.append(await self.nc.subscribe(DISCOVER, cb=self._on_discover))
+        self._subscriptions.append(await self.nc.subscribe(wire.DISCOVER, cb=self._on_discover))
         await self.announce()
         self.log.info("Component {} registered, serving /varz on {}", self.uuid, self.host)
 
@@ -164,7 +155,7 @@ class Component:
                 except Exception:
                     pass
             self._subscriptions.clear()
-            await self._publish(UNREGISTER, self._identity())
+            await self._publish(wire.UNREGISTER, self._identity())
             if self._owns_bus:
                 await self._bus.close()
         if self._runner is not None:
@@ -173,13 +164,13 @@ class Component:
         self.log.info("Component {} stopped", self.uuid)
 
     async def announce(self) -> None:
-        await self._publish(ANNOUNCE, self.discover_payload(with_uptime=False))
+        await self._publish(wire.ANNOUNCE, self.discover_payload(with_uptime=False))
 
     async def _publish(self, subject: str, payload: dict[str, Any]) -> None:
         if self._bus is None or self.nc.is_closed:
             return
         try:
-            await self.nc.publish(subject, json.dumps(payload).encode())
+            await self.nc.publish(subject, wire.encode(payload))
             await self.nc.flush(timeout=2)
         except Exception as e:  # NATS down: the reconnect hook announces again later
             self.log.warning("Could not publish {}: {}", subject, e or type(e).__name__)
@@ -187,14 +178,12 @@ class Component:
     # -- registration payloads ------------------------------------------------------------
 
     def _identity(self) -> dict[str, Any]:
-        return {"type": self.type, "index": self.index, "uuid": self.uuid, "host": self.host}
+        return wire.identity(self.type, self.index, self.uuid, self.host)
 
     def discover_payload(self, with_uptime: bool = True) -> dict[str, Any]:
-        payload = {**self._identity(), "credentials": list(self.credentials),
-                   "start": self.start_time.strftime("%Y-%m-%d %H:%M:%S %z")}
-        if with_uptime:
-            payload["uptime"] = uptime_string(self.uptime_seconds)
-        return payload
+        return wire.discover_payload(self.type, self.index, self.uuid, self.host,
+                                     self.credentials, self.start_time,
+                                     self.uptime_seconds if with_uptime else None)
 
     @property
     def uptime_seconds(self) -> float:
@@ -204,7 +193,7 @@ class Component:
         self.discover_requests += 1
         if msg.reply:
             try:
-                await self.nc.publish(msg.reply, json.dumps(self.discover_payload()).encode())
+                await self.nc.publish(msg.reply, wire.encode(self.discover_payload()))
             except Exception as e:
                 self.log.warning("Could not answer discover: {}", e or type(e).__name__)
 
@@ -222,8 +211,8 @@ class Component:
             sample = self._stats.sample(VARZ_MAX_AGE)
             generic = {
                 **self._identity(),
-                "start": self.start_time.strftime("%Y-%m-%d %H:%M:%S %z"),
-                "uptime": uptime_string(self.uptime_seconds),
+                "start": wire.format_start(self.start_time),
+                "uptime": wire.uptime_string(self.uptime_seconds),
                 "num_cores": sample.num_cores,
                 "cpu": sample.cpu,
                 "cpu_load_avg": sample.cpu_load_avg,

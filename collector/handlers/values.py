@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import re
 
+from fobs.components import wire
+
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 MAX_NUMERIC_TEXT = 40          # longer strings are not numbers we accept
@@ -17,7 +19,6 @@ MAX_TAG_VALUE = 64
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d{1,3})?")
 _INTEGER = re.compile(r"[+-]?\d{1,19}")
-_UPTIME = re.compile(r"(\d{1,6})d:(\d{1,2})h:(\d{1,2})m:(\d{1,2})s")
 # Tag values: short printable words. Anything else (control characters, quotes, long text) is
 # refused rather than escaped, because a tag that needs escaping is rarely a bounded category.
 _TAG_VALUE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .:/+@-]{0,63}")
@@ -63,11 +64,7 @@ def to_int(raw: object) -> int | None:
 def parse_uptime(raw: object) -> int | None:
     """Seconds from the CF uptime string `Nd:Nh:Nm:Ns` (Ruby and Go components), or a number."""
     if isinstance(raw, str):
-        match = _UPTIME.fullmatch(raw.strip())
-        if match is None:
-            return None
-        days, hours, minutes, seconds = (int(part) for part in match.groups())
-        return ((days * 24 + hours) * 60 + minutes) * 60 + seconds
+        return wire.parse_uptime(raw)
     return to_int(raw)
 
 

@@ -17,6 +17,7 @@ import nats
 import pytest
 
 from fobs.components.config import ConfigError, load
+from fobs.components.wire import ANNOUNCE, UNREGISTER
 from fobs.dashboards.alertd import AlertsConfig, next_tick
 from tests.alerts.conftest import Alertmanager
 from tests.services import Influxd, NatsServer
@@ -73,8 +74,8 @@ async def test_alert_lifecycle_on_nats_and_alertmanager(
         f'[component]\nindex = 3\n[component.nats]\nservers = ["{nats_server.url}"]\n')
     nc = await nats.connect(nats_server.url)
     alerts = await nc.subscribe("fobs.alerts")
-    announces = await nc.subscribe("vcap.component.announce")
-    goodbyes = await nc.subscribe("vcap.component.unregister")
+    announces = await nc.subscribe(ANNOUNCE)
+    goodbyes = await nc.subscribe(UNREGISTER)
     log_path = tmp_path / "alerts.log"
     with open(log_path, "w") as log_file:
         proc = subprocess.Popen([sys.executable, "-m", "fobs", "alerts", "run", "--config",

@@ -13,9 +13,9 @@ import nats
 
 from fobs.collector.config import StaticTarget
 from fobs.collector.daemon import Collector
-from fobs.collector.discovery import ANNOUNCE
 from fobs.collector.status import fetch_targets, print_components
 from fobs.collector.target import Target
+from fobs.components.wire import ANNOUNCE, UNREGISTER
 from tests.collector.collector_helpers import HttpTarget, MemoryOutputs, collector_config
 
 
@@ -284,7 +284,7 @@ async def test_garbage_from_a_component_never_stops_the_collector(
 async def test_stop_flushes_and_unregisters(nats_server: Any, start_component: Any) -> None:
     await start_component("DEA")
     nc = await nats.connect(nats_server.url)
-    sub = await nc.subscribe("vcap.component.unregister")
+    sub = await nc.subscribe(UNREGISTER)
     await nc.flush()
     outputs = MemoryOutputs()
     collector = Collector(collector_config([nats_server.url]), outputs)

@@ -13,16 +13,14 @@ import pytest
 
 from fobs.collector.config import StaticTarget
 from fobs.collector.discovery import (
-    ANNOUNCE,
-    UNREGISTER,
     NatsDiscoverer,
-    PayloadError,
     StaticDiscoverer,
     Update,
     parse_announcement,
     static_target,
 )
 from fobs.components.bus import Bus, NatsConfig
+from fobs.components.wire import ANNOUNCE, UNREGISTER, PayloadError
 
 RUBY = {"type": "DEA", "index": 0, "uuid": "0-8e1b2e0db73172fe61f9c27e5bb26638",
         "host": "10.10.17.11:53736", "credentials": ["8f3a", "c2d1"],

@@ -15,7 +15,7 @@ from typing import Any
 import nats
 import pytest
 
-from fobs.components import runtime
+from fobs.components import wire
 from fobs.components.fleet import parse_mix, plan
 from tests.components.reference_helpers import subscribe
 from tests.services import NatsServer
@@ -51,8 +51,8 @@ def test_plan_follows_the_mix() -> None:
 async def test_fleet_registers_writes_file_sd_and_says_goodbye(
         nats_server: NatsServer, tmp_path: Path) -> None:
     nc = await nats.connect(nats_server.url)
-    announces = await subscribe(nc, runtime.ANNOUNCE)
-    goodbyes = await subscribe(nc, runtime.UNREGISTER)
+    announces = await subscribe(nc, wire.ANNOUNCE)
+    goodbyes = await subscribe(nc, wire.UNREGISTER)
     targets = tmp_path / "targets.json"
     proc = await start_fleet(nats_server.url, "--count", "12", "--mix", "dea=1,router=1",
                              "--credentials", "fleet:secret", "--targets-file", str(targets))
@@ -65,7 +65,7 @@ async def test_fleet_registers_writes_file_sd_and_says_goodbye(
 
         inbox = nc.new_inbox()
         replies = await subscribe(nc, inbox)
-        await nc.publish(runtime.DISCOVER, b"", reply=inbox)
+        await nc.publish(wire.DISCOVER, b"", reply=inbox)
         assert {r["uuid"] for r in await collect(replies, 12)} == {a["uuid"] for a in seen}
 
         # The targets file is written once every component is up.

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from fobs.components import runtime
+from fobs.components import runtime, wire
 from fobs.components.bus import NatsConfig
-from fobs.components.runtime import Component, ComponentConfig, uptime_string
+from fobs.components.runtime import Component, ComponentConfig
 from tests.components.conftest import eventually, http_get, varz
 from tests.components.reference_helpers import subscribe
 from tests.services import NatsCluster, NatsServer
@@ -31,7 +31,7 @@ async def next_message(sub: Any, timeout: float = 5.0) -> dict[str, Any]:
 
 
 async def test_announce_has_the_cloud_foundry_fields(nc: Any, make_component: Any) -> None:
-    sub = await subscribe(nc, runtime.ANNOUNCE)
+    sub = await subscribe(nc, wire.ANNOUNCE)
     comp = await make_component("DEA", index=3)
     announce = await next_message(sub)
     assert set(announce) == {"type", "index", "uuid", "host", "credentials", "start"}
@@ -47,7 +47,7 @@ async def test_discover_is_answered_by_every_live_component(nc: Any, make_compon
     comps = [await make_component("Router", index=i) for i in range(3)]
     inbox = nc.new_inbox()
     sub = await subscribe(nc, inbox)
-    await nc.publish(runtime.DISCOVER, b"", reply=inbox)
+    await nc.publish(wire.DISCOVER, b"", reply=inbox)
     replies = [await next_message(sub) for _ in comps]
     assert sorted(r["uuid"] for r in replies) == sorted(c.uuid for c in comps)
     for reply in replies:
@@ -137,11 +137,6 @@ async def test_metrics_exposition(make_component: Any) -> None:
     assert "urls_list" not in text and "instance_registry" not in text
 
 
-async def test_uptime_string() -> None:
-    assert uptime_string(0) == "0d:0h:0m:0s"
-    assert uptime_string(90061.9) == "1d:1h:1m:1s"
-
-
 async def test_nats_restart_component_answers_discover_again(
         nats_server: NatsServer, make_component: Any) -> None:
     import nats
@@ -159,7 +154,7 @@ async def test_nats_restart_component_answers_discover_again(
 async def _answers(observer: Any, comp: Component) -> bool:
     import nats
     try:
-        reply = await observer.request(runtime.DISCOVER, b"", timeout=1)
+        reply = await observer.request(wire.DISCOVER, b"", timeout=1)
     except (nats.errors.NoRespondersError, nats.errors.TimeoutError):
         return False
     return bool(json.loads(reply.data)["uuid"] == comp.uuid)
@@ -173,13 +168,13 @@ async def test_reannounce_after_its_nats_node_dies(nats_cluster: NatsCluster) ->
     comp = Component("DEA", ComponentConfig(nats=NatsConfig(servers=(first.url,),
                                                             reconnect_wait=0.1)))
     try:
-        sub = await subscribe(observer, runtime.ANNOUNCE)
+        sub = await subscribe(observer, wire.ANNOUNCE)
         await comp.start()
         assert (await next_message(sub))["uuid"] == comp.uuid
         first.kill()
         again = await next_message(sub, timeout=15)
         assert again["uuid"] == comp.uuid and "uptime" not in again
-        reply = await observer.request(runtime.DISCOVER, b"", timeout=5)
+        reply = await observer.request(wire.DISCOVER, b"", timeout=5)
         assert json.loads(reply.data)["uuid"] == comp.uuid
     finally:
         await comp.stop()
@@ -188,7 +183,7 @@ async def test_reannounce_after_its_nats_node_dies(nats_cluster: NatsCluster) ->
 
 async def test_goodbye_on_stop(nc: Any, make_component: Any) -> None:
     comp = await make_component("Router")
-    sub = await subscribe(nc, runtime.UNREGISTER)
+    sub = await subscribe(nc, wire.UNREGISTER)
     await comp.stop()
     goodbye = await next_message(sub)
     assert goodbye == {"type": "Router", "index": 0, "uuid": comp.uuid, "host": comp.host}
@@ -221,7 +216,7 @@ async def test_nats_tls_and_user_password(tmp_path: Any) -> None:
         import ssl
         observer = await nats.connect(url, user="fobs", password="s3cret",
                                       tls=ssl.create_default_context(cafile=str(cert)))
-        sub = await subscribe(observer, runtime.ANNOUNCE)
+        sub = await subscribe(observer, wire.ANNOUNCE)
         comp = Component("DEA", ComponentConfig(nats=NatsConfig(
             servers=(url,), user="fobs", password="s3cret", tls_ca=str(cert))))
         try:

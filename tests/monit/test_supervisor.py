@@ -13,6 +13,7 @@ import nats
 
 from fobs.components.bus import NatsConfig
 from fobs.components.runtime import ComponentConfig
+from fobs.components.wire import ANNOUNCE
 from fobs.syslog_agg.monit import HttpCheck, ProcessConfig, ProgramConfig, RestartLimit, TcpCheck
 from tests.monit.conftest import child, svc, wait_gone
 from tests.services import NatsServer, free_port, tcp_open
@@ -61,7 +62,7 @@ async def test_crash_loop_is_unmonitored_after_the_limit_with_an_alert_on_nats(
         announced.append(json.loads(msg.data))
 
     await nc.subscribe("fobs.monit.alerts", cb=on_alert)
-    await nc.subscribe("vcap.component.announce", cb=on_announce)
+    await nc.subscribe(ANNOUNCE, cb=on_announce)
     await nc.flush()
     sup = await supervise(
         processes=(ProcessConfig(name="crashy", command=("sh", "-c", "sleep 0.1; exit 3"),

@@ -14,6 +14,7 @@ import aiohttp
 import nats
 
 from fobs.components.auth import basic_auth_header
+from fobs.components.wire import ANNOUNCE
 from fobs.syslog_agg.server import Aggregator
 from tests.services import NatsServer
 from tests.syslog_agg.conftest import agg_config, eventually
@@ -85,7 +86,7 @@ async def test_registers_and_publishes_a_live_tail(tmp_path: Path, nats_server: 
     async def on_tail(msg: Any) -> None:
         await tailed.put({"subject": msg.subject, **json.loads(msg.data)})
 
-    await nc.subscribe("vcap.component.announce", cb=on_announce)
+    await nc.subscribe(ANNOUNCE, cb=on_announce)
     await nc.subscribe("logs.>", cb=on_tail)
     agg = Aggregator(config)
     await agg.start()
