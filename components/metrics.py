@@ -43,6 +43,8 @@ Delta = dict[str, dict[tuple[str, ...], Number]]
 
 DECLARATIONS_KEY = "metric_declarations"
 QUANTILES = (("50", "p50", 0.5), ("90", "p90", 0.9), ("99", "p99", 0.99))
+# Tags the collector sets from the target's identity (and /metrics' `type`): not declarable.
+RESERVED_TAGS = frozenset({"deployment", "job", "index", "ip", "role", "name", "endpoint", "type"})
 _NAME = re.compile(r"[a-z_][a-z0-9_]*")
 C = TypeVar("C", bound="Child")
 
@@ -145,7 +147,10 @@ class Instrument(Generic[C]):
         for name in (measurement, field, *tags):
             if not _NAME.fullmatch(name):
                 raise ValueError(f"Invalid metric name {name!r}")
+        if reserved := RESERVED_TAGS.intersection(tags):
+            raise ValueError(f"Tags {sorted(reserved)} are the collector's (target identity)")
         self.measurement, self.field, self.help = measurement, field, help
+        self.name = f"{measurement}_{field}"       # in /metrics
         self.tags = tuple(tags)
         self.type: FieldType = type or self.default_type
         self.path = tuple(varz.split(".")) if varz else (field, *(f"{{{t}}}" for t in tags))
@@ -348,6 +353,16 @@ class Registry:
                 raise KeyError(f"{key} is not a counter")
             for values, amount in children.items():
                 instrument.labels(*values).inc(amount)
+
+
+def overlay(base: dict[str, Any], tree: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `tree` laid over it, nested objects merged (tree wins); neither is changed."""
+    out = dict(base)
+    for key, value in tree.items():
+        below = out.get(key)
+        out[key] = overlay(below, value) if isinstance(value, dict) and isinstance(
+            below, dict) else value
+    return out
 
 
 def _put(tree: dict[str, Any], path: list[str], value: Any) -> None:

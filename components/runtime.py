@@ -28,6 +28,7 @@ from fobs.components import auth, exposition, wire
 from fobs.components.bus import Bus, NatsConfig
 from fobs.components.config import ConfigError
 from fobs.components.logs import SyslogConfig, process_logging
+from fobs.components.metrics import DECLARATIONS_KEY, Registry, overlay
 from fobs.components.process import ProcessStats
 
 VARZ_MAX_AGE = 1.0          # generic fields are recomputed at most once a second
@@ -78,7 +79,9 @@ class Component:
     """One component: identity, varz, health checks, HTTP server and NATS registration."""
 
     def __init__(self, type: str, config: ComponentConfig | None = None, *,
-                 bus: Bus | None = None, stats: ProcessStats | None = None) -> None:
+                 bus: Bus | None = None, stats: ProcessStats | None = None,
+                 registry: Registry | None = None) -> None:
+        """`registry` holds the component's declared metrics (a new one by default)."""
         self.type = type
         self.config = config or ComponentConfig()
         self.index = self.config.index
@@ -86,6 +89,8 @@ class Component:
         self.credentials = (self.config.user or auth.generate_secret(),
                             self.config.password or auth.generate_secret())
         self.varz: dict[str, Any] = {}
+        self.metrics = registry if registry is not None else Registry()
+        self._free: dict[str, Any] = {}      # varz without the declared metrics (for /metrics)
         self.log = logger.bind(job=type, index=self.index, uuid=self.uuid)
         self.start_time = datetime.now(UTC)
         self._started_mono = time.monotonic()
@@ -200,7 +205,8 @@ class Component:
     # -- varz -----------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
-        """The full varz (generic fields + component fields), recomputed at most once a second."""
+        """The full varz (generic fields + component fields + declared metrics and their
+        declarations), recomputed at most once a second."""
         now = time.monotonic()
         if self._snapshot is None or now - self._snapshot_at >= VARZ_MAX_AGE:
             for hook in self._refresh_hooks:
@@ -222,7 +228,11 @@ class Component:
                 "log_counts": process_logging().counts.for_component(self.uuid),
             }
             own = {k: v for k, v in self.varz.items() if k not in generic and k != "credentials"}
-            self._snapshot = {**generic, **own}
+            self._free = {**generic, **own}
+            tree, declared = self.metrics.render()
+            self._snapshot = overlay(self._free, tree)
+            if declared:
+                self._snapshot[DECLARATIONS_KEY] = declared
             self._snapshot_json = json.dumps(self._snapshot).encode()
             self._snapshot_at = now
         return self._snapshot
@@ -256,8 +266,10 @@ class Component:
         return web.Response(text="ok")
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        text = exposition.render(self.snapshot(), {"type": self.type, "index": str(self.index)},
-                                 self._hidden_from_metrics)
+        labels = {"type": self.type, "index": str(self.index)}
+        declared, names = exposition.render_registry(self.metrics, labels)
+        self.snapshot()
+        text = declared + exposition.render(self._free, labels, self._hidden_from_metrics, names)
         return web.Response(text=text, content_type="text/plain", charset="utf-8",
                             headers={"X-Content-Type-Options": "nosniff"})
 

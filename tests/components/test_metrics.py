@@ -6,7 +6,7 @@ import pickle
 
 import pytest
 
-from fobs.components.metrics import Counter, Gauge, Registry, Summary
+from fobs.components.metrics import Counter, Gauge, Registry, Summary, overlay
 
 
 @pytest.fixture
@@ -52,6 +52,13 @@ def test_a_function_returning_none_leaves_the_value_out(registry: Registry) -> N
     assert wire[0]["series"] == []
 
 
+def test_overlay_merges_nested_objects_without_changing_either() -> None:
+    base = {"http": {"version": "1.1", "requests": 0}, "up": 1}
+    tree = {"http": {"requests": {"GET": 2}}}
+    assert overlay(base, tree) == {"http": {"version": "1.1", "requests": {"GET": 2}}, "up": 1}
+    assert base == {"http": {"version": "1.1", "requests": 0}, "up": 1}
+
+
 def test_gauge_set_inc_dec(registry: Registry) -> None:
     g = Gauge("d", "in_flight", "In flight", registry=registry)
     g.inc()
@@ -63,8 +70,8 @@ def test_gauge_set_inc_dec(registry: Registry) -> None:
 
 
 def test_summary_renders_quantiles_and_declares_one_field_each(registry: Registry) -> None:
-    s = Summary("scrape", "duration_{q}_seconds", "Scrape duration", tags=("endpoint",),
-                varz="scrapes.duration_seconds.{endpoint}", registry=registry)
+    s = Summary("scrape", "duration_{q}_seconds", "Scrape duration", tags=("target_endpoint",),
+                varz="scrapes.duration_seconds.{target_endpoint}", registry=registry)
     s.labels("healthz")
     for value in range(1, 101):
         s.labels("varz").observe(value / 100)
@@ -78,7 +85,7 @@ def test_summary_renders_quantiles_and_declares_one_field_each(registry: Registr
 
 
 def test_collect_hooks_refill_labelled_gauges(registry: Registry) -> None:
-    by_type = Gauge("c", "known", "Targets by type", tags=("job",), registry=registry)
+    by_type = Gauge("c", "known", "Targets by type", tags=("target_job",), registry=registry)
     live = {"DEA": 3}
 
     def refill() -> None:
@@ -123,5 +130,7 @@ def test_misuse_raises(registry: Registry) -> None:
         Gauge("d", "bad", "Unknown tag", varz="a.{nope}")
     with pytest.raises(ValueError, match="Invalid metric name"):
         Gauge("d", "Bad-Name", "Name")
+    with pytest.raises(ValueError, match="target identity"):
+        Gauge("d", "by_job", "Job is the collector's tag", tags=("job",))
     with pytest.raises(ValueError, match="must contain"):
         Summary("d", "duration", "No quantile placeholder")
