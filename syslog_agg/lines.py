@@ -20,7 +20,7 @@ __all__ = ["Formatter", "format_received", "LineFormat"]
 
 LineFormat = Literal["text", "json"]
 
-_enc = json.encoder.encode_basestring  # type: ignore[attr-defined]  # C accelerated
+_enc = json.encoder.encode_basestring  # C accelerated
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 

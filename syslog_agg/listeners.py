@@ -20,6 +20,7 @@ from collections.abc import Callable
 from loguru import logger
 
 from fobs.syslog_agg.framing import Framer
+from fobs.syslog_agg.stats import IntakeStats, ListenerStats
 
 __all__ = ["Intake", "UdpListener", "TcpListener", "Item", "bind_udp", "udp_drops",
            "rcvbuf_granted", "tls_context"]
@@ -42,12 +43,7 @@ class Intake:
         self.queue: deque[Item] = deque()
         self.ready = asyncio.Event()
         self._paused: set[asyncio.Transport] = set()
-        self.stats = {"received": 0, "received_bytes": 0, "truncated": 0, "dropped": 0,
-                      "probes": 0, "framing_errors": 0}
-
-    def put(self, data: bytes, peer: str, when: float, truncated: bool) -> None:
-        self.queue.append((data, peer, when, truncated))
-        self.ready.set()
+        self.stats = IntakeStats()
 
     def pause(self, transport: asyncio.Transport) -> None:
         if transport not in self._paused and not transport.is_closing():
@@ -130,12 +126,12 @@ class UdpListener:
                 break
             size = len(data)
             if size <= 1 and (size == 0 or data == b"\x00"):
-                stats["probes"] += 1  # monit's UDP port test sends one NUL byte
+                stats.probes += 1  # monit's UDP port test sends one NUL byte
                 continue
             n += 1
             nbytes += size
             if len(queue) >= capacity:
-                stats["dropped"] += 1
+                stats.dropped += 1
                 continue
             peer = peers.get(addr)
             if peer is None:
@@ -143,12 +139,12 @@ class UdpListener:
                     peers.clear()
                 peer = peers[addr] = addr[0]
             if size > limit:
-                stats["truncated"] += 1
+                stats.truncated += 1
                 queue.append((data[:limit], peer, now, True))
             else:
                 queue.append((data, peer, now, False))
-        stats["received"] += n
-        stats["received_bytes"] += nbytes
+        stats.received += n
+        stats.received_bytes += nbytes
         if n:
             intake.ready.set()
 
@@ -158,9 +154,10 @@ class UdpListener:
 
     def drain(self) -> None:
         """Read everything the kernel holds for this socket into the intake."""
+        stats = self.intake.stats
         before = -1
-        while self.intake.stats["received"] + self.intake.stats["probes"] != before:
-            before = self.intake.stats["received"] + self.intake.stats["probes"]
+        while stats.received + stats.probes != before:
+            before = stats.received + stats.probes
             self._on_readable()
 
     def close(self) -> None:
@@ -213,11 +210,11 @@ class _Session(asyncio.Protocol):
         self.peer = str(peername[0]) if peername else "?"
         listener = self.listener
         if len(listener.sessions) >= listener.max_connections:
-            listener.stats["rejected_connections"] += 1
+            listener.stats.rejected_connections += 1
             transport.abort()
             return
         listener.sessions.add(self)
-        listener.stats["connections"] += 1
+        listener.stats.connections += 1
         if listener.intake.full:
             listener.intake.pause(transport)
 
@@ -227,7 +224,7 @@ class _Session(asyncio.Protocol):
         self.framer.feed(data)
         intake = self.listener.intake
         if self.framer.framing_errors != self._errors_seen:
-            intake.stats["framing_errors"] += self.framer.framing_errors - self._errors_seen
+            intake.stats.framing_errors += self.framer.framing_errors - self._errors_seen
             self._errors_seen = self.framer.framing_errors
         if intake.full and self.transport is not None:
             intake.pause(self.transport)
@@ -235,10 +232,10 @@ class _Session(asyncio.Protocol):
     def _emit(self, frame: bytes, truncated: bool) -> None:
         intake = self.listener.intake
         stats = intake.stats
-        stats["received"] += 1
-        stats["received_bytes"] += len(frame)
+        stats.received += 1
+        stats.received_bytes += len(frame)
         if truncated:
-            stats["truncated"] += 1
+            stats.truncated += 1
         intake.queue.append((frame, self.peer, self._now, truncated))
         intake.ready.set()
 
@@ -266,7 +263,7 @@ class TcpListener:
         self.max_connections = max_connections
         self.reuse_port = reuse_port
         self.sessions: set[_Session] = set()
-        self.stats = {"connections": 0, "rejected_connections": 0, "idle_closed": 0}
+        self.stats = ListenerStats()
         self.server: asyncio.Server | None = None
         self.address: tuple[str, int] = (host, port)
         self._sweeper: asyncio.Task[None] | None = None
@@ -292,7 +289,7 @@ class TcpListener:
             await asyncio.sleep(interval)
             limit = time.monotonic() - self.idle_timeout
             for session in [s for s in self.sessions if s.last_activity < limit]:
-                self.stats["idle_closed"] += 1
+                self.stats.idle_closed += 1
                 if session.transport is not None:
                     session.transport.close()
 

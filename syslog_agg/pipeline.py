@@ -11,49 +11,21 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from fobs.syslog_agg.lines import Formatter, format_received
 from fobs.syslog_agg.listeners import Intake, Item
 from fobs.syslog_agg.parser import parse
 from fobs.syslog_agg.router import Router
+from fobs.syslog_agg.stats import Counts, PipelineStats
 from fobs.syslog_agg.store import day_of
 
-__all__ = ["Pipeline", "Counts", "SEVERITIES"]
+__all__ = ["Pipeline"]
 
-SEVERITIES = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
 SLICE = 2048  # messages processed before yielding to the loop
 
 Append = Callable[[str, str, str], None]            # (component, day, line)
 TailAdmit = Callable[[str, float], bool]             # (component, monotonic now)
 TailPublish = Callable[[str, str], None]             # (component, JSON line)
-
-
-class Counts:
-    """Messages and bytes per severity of one component (index 8 = no severity: unparsed)."""
-
-    __slots__ = ("messages", "bytes", "severity")
-
-    def __init__(self) -> None:
-        self.messages = 0
-        self.bytes = 0
-        self.severity = [0] * 9
-
-    def add(self, other: list[int]) -> None:
-        """Merge `[messages, bytes, sev0..sev8]` (from `as_list`)."""
-        self.messages += other[0]
-        self.bytes += other[1]
-        sev = self.severity
-        for i in range(9):
-            sev[i] += other[2 + i]
-
-    def as_list(self) -> list[int]:
-        return [self.messages, self.bytes, *self.severity]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"messages": self.messages, "bytes": self.bytes,
-                "severity": dict(zip(SEVERITIES, self.severity)),
-                "unparsed": self.severity[8]}
 
 
 class Pipeline:
@@ -66,9 +38,7 @@ class Pipeline:
         self.append = append
         self.local_time = local_time
         self.tail = tail
-        self.counts: dict[str, Counts] = {}
-        self.formats = {"rfc5424": 0, "rfc3164": 0, "unparsed": 0}
-        self.discarded = 0
+        self.stats = PipelineStats()
         self._last_when = -1.0
         self._now = datetime.now(UTC)
         self._received = ""
@@ -80,8 +50,9 @@ class Pipeline:
         route = self.router.route
         line = self.line
         append = self.append
-        counts = self.counts
-        formats = self.formats
+        stats = self.stats
+        counts = stats.components
+        formats = stats.formats
         tail = self.tail
         mono = time.monotonic()
         for _ in range(n):
@@ -94,7 +65,7 @@ class Pipeline:
             component = route(msg)
             formats[msg.format] += 1
             if component is None:
-                self.discarded += 1
+                stats.discarded += 1
                 continue
             c = counts.get(component)
             if c is None:

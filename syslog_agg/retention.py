@@ -19,6 +19,8 @@ import shutil
 import time
 from pathlib import Path
 
+from fobs.syslog_agg.stats import StoreStats
+
 __all__ = ["maintain", "next_rotation_number", "SETTLE"]
 
 SETTLE = 120.0
@@ -55,9 +57,9 @@ def _gzip(path: Path) -> Path:
 
 
 def maintain(root: Path, *, open_paths: frozenset[str], today: str, gzip: bool,
-             max_age: float, max_total_bytes: int) -> dict[str, int]:
-    """One pass of compression and retention under `root`; returns counters to add."""
-    stats = {"files_gzipped": 0, "files_removed": 0, "bytes_removed": 0}
+             max_age: float, max_total_bytes: int) -> StoreStats:
+    """One pass of compression and retention under `root`; returns the counts to merge."""
+    stats = StoreStats()
     if not root.is_dir():
         return stats
     now = time.time()
@@ -81,7 +83,7 @@ def maintain(root: Path, *, open_paths: frozenset[str], today: str, gzip: bool,
                 day = _day(root, path)
                 if rotated or (day is not None and day < today and now - st.st_mtime > SETTLE):
                     path = _gzip(path)
-                    stats["files_gzipped"] += 1
+                    stats.files_gzipped += 1
                     st = path.stat()
             files.append((st.st_mtime, st.st_size, path))
     files.sort()
@@ -96,8 +98,8 @@ def maintain(root: Path, *, open_paths: frozenset[str], today: str, gzip: bool,
         except FileNotFoundError:
             continue
         total -= size
-        stats["files_removed"] += 1
-        stats["bytes_removed"] += size
+        stats.files_removed += 1
+        stats.bytes_removed += size
     _prune_dirs(root, now)
     return stats
 

@@ -15,6 +15,7 @@ Usage:
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from typing import Any
 
 from loguru import logger
@@ -23,8 +24,9 @@ from fobs.components.config import host_port
 from fobs.components.runtime import Component
 from fobs.syslog_agg.config import SyslogAggConfig
 from fobs.syslog_agg.listeners import Intake, TcpListener, UdpListener, tls_context
-from fobs.syslog_agg.pipeline import SEVERITIES, Counts, Pipeline
+from fobs.syslog_agg.pipeline import Pipeline
 from fobs.syslog_agg.router import Router
+from fobs.syslog_agg.stats import SEVERITIES, Batch, Counts
 from fobs.syslog_agg.store import Store
 from fobs.syslog_agg.tail import Tail
 from fobs.syslog_agg.workers import WorkerPool
@@ -55,7 +57,7 @@ class Aggregator:
 
     @property
     def counts(self) -> dict[str, Counts]:
-        return self.pipeline.counts
+        return self.pipeline.stats.components
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -128,7 +130,7 @@ class Aggregator:
         if self.component is not None and self.config.register:
             await self.component.stop()
         logger.info("Syslog aggregator stopped: {} messages received, {} written",
-                    self.intake_stats()["received"], self.store.stats["lines_written"])
+                    self.intake.stats.received, self.store.stats.lines_written)
 
     async def _close_listeners(self) -> None:
         if self.udp is not None:
@@ -138,38 +140,23 @@ class Aggregator:
         for listener in self.tcp:
             await listener.close()
 
-    def _on_batch(self, batch: dict[str, Any]) -> None:
-        """Take in one batch of a UDP worker (see workers.py)."""
+    def _on_batch(self, batch: Batch) -> None:
+        """Take in one batch of a UDP worker (see workers.py): its counts add to ours."""
         append = self.store.append
-        for (component, day), text in batch["lines"].items():
+        for (component, day), text in batch.lines.items():
             append(component, day, text)
-        counts = self.pipeline.counts
-        for component, values in batch["counts"].items():
-            c = counts.get(component)
-            if c is None:
-                c = counts[component] = Counts()
-            c.add(values)
-        formats = self.pipeline.formats
-        for name, n in batch["formats"].items():
-            formats[name] += n
-        self.pipeline.discarded += batch["discarded"]
-        for component, line in batch["tail"]:
+        self.intake.stats.merge(batch.intake)
+        self.pipeline.stats.merge(batch.pipeline)
+        self.tail.stats.merge(batch.tail_stats)
+        for component, line in batch.tail:
             self.tail.publish(component, line)
-
-    def intake_stats(self) -> dict[str, int]:
-        """Receive counters of this process and of the UDP workers, added up."""
-        total = dict(self.intake.stats)
-        if self.workers is not None:
-            for key, n in self.workers.totals().items():
-                total[key] = total.get(key, 0) + n
-        return total
 
     # -- varz and health ------------------------------------------------------------------
 
     def _health(self) -> str | None:
         if self._tasks and self._tasks[0].done():
             return "pipeline task has stopped"
-        if self.store.stats["write_errors"] and self.store.open_files == 0:
+        if self.store.stats.write_errors and self.store.open_files == 0:
             return "cannot write to the store"
         return None
 
@@ -178,38 +165,33 @@ class Aggregator:
 
     def varz(self) -> dict[str, Any]:
         """The aggregator's own varz fields (the component runtime adds the generic ones)."""
-        intake = self.intake_stats()
-        severity = [0] * 9
-        pipeline = self.pipeline
-        for c in self.counts.values():
-            for i, n in enumerate(c.severity):
-                severity[i] += n
+        intake = asdict(self.intake.stats)
+        pipeline = self.pipeline.stats
         listeners: dict[str, Any] = {}
         udp = self.udp or self.workers
         kernel_drops = udp.kernel_drops() if udp is not None else None
         if udp is not None:
-            listeners["udp"] = {"address": "%s:%d" % udp.address,
+            listeners["udp"] = {"address": "{}:{}".format(*udp.address),
                                 "rcvbuf_bytes": udp.rcvbuf_granted,
                                 "kernel_drops": kernel_drops,
                                 "workers": len(self.workers.sockets) if self.workers else 0,
                                 "worker_restarts": self.workers.restarts if self.workers else 0}
         for listener in self.tcp:
             listeners[listener.transport_name] = {
-                "address": "%s:%d" % listener.address,
-                "open_connections": len(listener.sessions), **listener.stats}
+                "address": "{}:{}".format(*listener.address),
+                "open_connections": len(listener.sessions), **asdict(listener.stats)}
+        components = pipeline.components
         return {
-            "messages": sum(c.messages for c in self.counts.values()),
-            "bytes": sum(c.bytes for c in self.counts.values()),
-            "severity": dict(zip(SEVERITIES, severity)),
-            "components": {name: c.as_dict() for name, c in sorted(self.counts.items())},
+            "messages": sum(c.messages for c in components.values()),
+            "bytes": sum(c.bytes for c in components.values()),
+            "severity": dict(zip(SEVERITIES, pipeline.severity_totals()[:8], strict=True)),
+            "components": {name: {"messages": c.messages, "bytes": c.bytes,
+                                  "severity": dict(zip(SEVERITIES, c.severity[:8], strict=True)),
+                                  "unparsed": c.severity[8]}
+                           for name, c in sorted(components.items())},
             "formats": dict(pipeline.formats),
             "parse_errors": pipeline.formats["unparsed"],
-            "received": intake["received"],
-            "received_bytes": intake["received_bytes"],
-            "truncated": intake["truncated"],
-            "dropped": intake["dropped"],
-            "probes": intake["probes"],
-            "framing_errors": intake["framing_errors"],
+            **intake,
             "discarded": pipeline.discarded,
             "queue_depth": len(self.intake.queue),
             "queue_capacity": self.intake.capacity,
@@ -217,9 +199,9 @@ class Aggregator:
             "kernel_udp_drops": kernel_drops,
             "udp_rcvbuf_errors": udp_rcvbuf_errors(),
             "listeners": listeners,
-            "store": {**self.store.stats, "open_files": self.store.open_files,
+            "store": {**asdict(self.store.stats), "open_files": self.store.open_files,
                       "pending_lines": self.store.pending_lines},
-            "tail": dict(self.tail.stats),
+            "tail": asdict(self.tail.stats),
         }
 
 

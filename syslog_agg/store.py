@@ -23,6 +23,7 @@ from loguru import logger
 from fobs.components.config import ConfigError, positive
 from fobs.syslog_agg import retention
 from fobs.syslog_agg.lines import LineFormat
+from fobs.syslog_agg.stats import StoreStats
 
 __all__ = ["StoreConfig", "Store", "day_of"]
 
@@ -78,9 +79,7 @@ class Store:
         self._pending_bytes = 0
         self._files: OrderedDict[str, _File] = OrderedDict()
         self._dirs: set[str] = set()
-        self.stats = {"lines_written": 0, "bytes_written": 0, "write_errors": 0,
-                      "lines_lost": 0, "rotations": 0, "files_gzipped": 0,
-                      "files_removed": 0, "bytes_removed": 0, "flushes": 0}
+        self.stats = StoreStats()
 
     @property
     def pending_lines(self) -> int:
@@ -116,16 +115,16 @@ class Store:
                     f = self._rotate(path)
                 os.write(f.fd, data)
             except OSError as e:
-                self.stats["write_errors"] += 1
-                self.stats["lines_lost"] += data.count(b"\n")
+                self.stats.write_errors += 1
+                self.stats.lines_lost += data.count(b"\n")
                 self._close(path)
                 logger.error("Cannot write {}: {}", path, e.strerror or e)
                 continue
             f.size += len(data)
             f.last_write = time.monotonic()
-            self.stats["lines_written"] += data.count(b"\n")  # an item may hold several lines
-            self.stats["bytes_written"] += len(data)
-        self.stats["flushes"] += 1
+            self.stats.lines_written += data.count(b"\n")  # an item may hold several lines
+            self.stats.bytes_written += len(data)
+        self.stats.flushes += 1
         self._close_idle()
 
     def _open(self, path: str) -> _File:
@@ -151,7 +150,7 @@ class Store:
     def _rotate(self, path: str) -> _File:
         self._close(path)
         os.rename(path, f"{path}.{retention.next_rotation_number(path)}")
-        self.stats["rotations"] += 1
+        self.stats.rotations += 1
         return self._open(path)
 
     def _close(self, path: str) -> None:
@@ -173,12 +172,10 @@ class Store:
     async def maintain(self) -> None:
         """Gzip closed files and apply retention, off the event loop."""
         cfg = self.config
-        result = await asyncio.to_thread(
+        self.stats.merge(await asyncio.to_thread(
             retention.maintain, self.root, open_paths=frozenset(self._files),
             today=day_of(time.time(), cfg.local_time), gzip=cfg.gzip,
-            max_age=cfg.max_age_days * 86400, max_total_bytes=cfg.max_total_bytes)
-        for key, value in result.items():
-            self.stats[key] += value
+            max_age=cfg.max_age_days * 86400, max_total_bytes=cfg.max_total_bytes))
 
     async def run(self, stop: asyncio.Event) -> None:
         """Flush every `flush_interval` and maintain every `maintenance_interval` until `stop`."""

@@ -13,6 +13,7 @@ from collections import deque
 from typing import Any
 
 from fobs.syslog_agg.config import TailConfig
+from fobs.syslog_agg.stats import TailStats
 
 __all__ = ["Tail", "subject_for"]
 
@@ -32,7 +33,7 @@ class Tail:
         self._out: deque[tuple[str, bytes]] = deque()
         self._ready = asyncio.Event()
         self.nc: Any = None
-        self.stats = {"published": 0, "rate_limited": 0, "not_connected": 0}
+        self.stats = TailStats()
 
     def admit(self, component: str, now: float) -> bool:
         """Whether one more message of `component` may be published now."""
@@ -45,7 +46,7 @@ class Tail:
             bucket[0] = tokens if tokens < cfg.burst else float(cfg.burst)
             bucket[1] = now
         if bucket[0] < 1.0:
-            self.stats["rate_limited"] += 1
+            self.stats.rate_limited += 1
             return False
         bucket[0] -= 1.0
         return True
@@ -54,7 +55,7 @@ class Tail:
         """Queue one JSON line of an `admit`ted message (dropped, counted, without NATS)."""
         nc = self.nc
         if nc is None or not nc.is_connected or len(self._out) >= _BACKLOG:
-            self.stats["not_connected"] += 1
+            self.stats.not_connected += 1
             return
         subject = self._subjects.get(component)
         if subject is None:
@@ -73,8 +74,8 @@ class Tail:
                 subject, payload = self._out.popleft()
                 try:
                     await nc.publish(subject, payload)
-                    self.stats["published"] += 1
+                    self.stats.published += 1
                 except Exception:
-                    self.stats["not_connected"] += 1
+                    self.stats.not_connected += 1
 
 

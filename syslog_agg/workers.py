@@ -6,15 +6,16 @@ N UDP sockets on the port with SO_REUSEPORT. When N > 1, it attaches a classic B
 group that spreads datagrams at random, so a single busy sender is spread too; hashing by
 address would give all its traffic to one socket. It then starts N worker processes, each
 handed one socket. A worker receives, parses, routes, counts and formats exactly as the
-aggregator does, and every 20 ms it ships one batch to the aggregator over a socketpair:
-`{(component, day): lines}`, counter deltas, and its tail candidates. The aggregator keeps the
-only writer of the files, the varz, NATS and the tail. The price is that the lines of one sender
-may interleave out of order across workers, by up to a batch.
+aggregator does, and every 20 ms it ships one `Batch` (stats.py) to the aggregator over a
+socketpair: its lines by (component, day), its tail candidates and what it counted since the
+last batch. The aggregator keeps the only writer of the files, the varz, NATS and the tail. The
+price is that the lines of one sender may interleave out of order across workers, by up to a
+batch.
 
 Stop: the aggregator sends SIGTERM; a worker reads what is left in its socket, ships the rest
 and closes its end; the aggregator reads every batch until EOF. A worker that dies is
 restarted (counted in `worker_restarts`) with the same socket, so nothing queued in the kernel
-is lost.
+is lost; what the dead worker counted was merged batch by batch and stays counted.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from fobs.syslog_agg.config import SyslogAggConfig
 from fobs.syslog_agg.listeners import Intake, UdpListener, bind_udp, rcvbuf_granted, udp_drops
 from fobs.syslog_agg.pipeline import Pipeline
 from fobs.syslog_agg.router import Router
+from fobs.syslog_agg.stats import Batch
 from fobs.syslog_agg.tail import Tail
 
 __all__ = ["WorkerPool", "spread_at_random"]
@@ -46,8 +48,6 @@ _SHIP_INTERVAL = 0.02
 _SHIP_BYTES = 512 * 1024
 _SO_ATTACH_REUSEPORT_CBPF = 51
 _SKF_AD_RANDOM = (-0x1000 + 56) & 0xFFFFFFFF  # SKF_AD_OFF + SKF_AD_RANDOM
-
-Batch = dict[str, Any]
 
 
 def spread_at_random(sock: socket.socket, n: int) -> None:
@@ -113,9 +113,8 @@ class WorkerPool:
         self.rcvbuf_granted = rcvbuf_granted(self.sockets[0])
         self._inodes = [os.fstat(s.fileno()).st_ino for s in self.sockets]
         self._procs: dict[int, asyncio.subprocess.Process] = {}
-        self.intake_stats: list[dict[str, int]] = [{} for _ in range(n)]
+        self.received = [0] * n  # datagrams each worker received: how well they are spread
         self.restarts = 0
-        self._ended: dict[str, int] = {}
         self._stopping = False
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -136,9 +135,6 @@ class WorkerPool:
                 started.set_result(None)
             code = await proc.wait()
             await link.closed
-            for key, n in self.intake_stats[index].items():  # keep the dead worker's counts
-                self._ended[key] = self._ended.get(key, 0) + n
-            self.intake_stats[index] = {}
             if self._stopping:
                 return
             self.restarts += 1
@@ -155,7 +151,7 @@ class WorkerPool:
         ours.sendall(_frame((self.config, index, len(self.sockets))))
 
         def on_batch(batch: Batch) -> None:
-            self.intake_stats[index] = batch.pop("intake")
+            self.received[index] += batch.intake.received
             self.on_batch(batch)
 
         ready = asyncio.get_running_loop().create_future()
@@ -173,14 +169,6 @@ class WorkerPool:
 
     def kernel_drops(self) -> int | None:
         return udp_drops(self._inodes)
-
-    def totals(self) -> dict[str, int]:
-        """Receive counters of every worker, past and present, added up."""
-        total = dict(self._ended)
-        for stats in self.intake_stats:
-            for key, n in stats.items():
-                total[key] = total.get(key, 0) + n
-        return total
 
     async def stop(self, intake: Intake) -> None:
         """SIGTERM the workers and take in everything they still ship; datagrams left in a
@@ -200,11 +188,12 @@ class WorkerPool:
 class _Shipper:
     """The worker's sink: lines and tail candidates gathered into the next batch."""
 
-    def __init__(self, ctl: socket.socket, intake: Intake) -> None:
+    def __init__(self, ctl: socket.socket, intake: Intake, tail: Tail) -> None:
         self.ctl = ctl
         self.intake = intake
+        self.tail = tail
         self.lines: dict[tuple[str, str], list[str]] = {}
-        self.tail: list[tuple[str, str]] = []
+        self.tail_lines: list[tuple[str, str]] = []
         self.size = 0
         self.pipeline: Pipeline | None = None
 
@@ -219,23 +208,14 @@ class _Shipper:
             self.ship()
 
     def add_tail(self, component: str, line: str) -> None:
-        self.tail.append((component, line))
+        self.tail_lines.append((component, line))
 
     def ship(self) -> None:
-        p = self.pipeline
-        assert p is not None
-        batch = {
-            "lines": {k: "".join(v) for k, v in self.lines.items()},
-            "counts": {c: n.as_list() for c, n in p.counts.items()},
-            "formats": dict(p.formats),
-            "discarded": p.discarded,
-            "tail": self.tail,
-            "intake": dict(self.intake.stats),
-        }
-        self.lines, self.tail, self.size = {}, [], 0
-        p.counts.clear()
-        p.formats = dict.fromkeys(p.formats, 0)
-        p.discarded = 0
+        assert self.pipeline is not None
+        batch = Batch(lines={k: "".join(v) for k, v in self.lines.items()},
+                      tail=self.tail_lines, intake=self.intake.stats.take(),
+                      pipeline=self.pipeline.stats.take(), tail_stats=self.tail.stats.take())
+        self.lines, self.tail_lines, self.size = {}, [], 0
         self.ctl.sendall(_frame(batch))
 
 
@@ -259,10 +239,10 @@ async def _work(udp: socket.socket, ctl: socket.socket, config: SyslogAggConfig,
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # a pending stop lands now
     listen = config.listen
     intake = Intake(listen.queue_size, listen.max_message_size)
-    shipper = _Shipper(ctl, intake)
     tail_cfg = replace(config.tail, rate=config.tail.rate / count,
                        burst=max(1, config.tail.burst // count))
     tail = Tail(tail_cfg)
+    shipper = _Shipper(ctl, intake, tail)
     pipeline = Pipeline(Router(config.routing), config.store.format, shipper.append,
                         local_time=config.store.local_time,
                         tail=(tail.admit, shipper.add_tail) if config.tail.enabled else None)

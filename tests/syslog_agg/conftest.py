@@ -60,8 +60,8 @@ class Running:
                 s.sendto(m, ("127.0.0.1", self.udp_port))
 
     async def received(self, n: int, timeout: float = 10.0) -> None:
-        await eventually(lambda: self.agg.intake.stats["received"] +
-                         self.agg.intake.stats["probes"] >= n, timeout, f"{n} messages")
+        await eventually(lambda: self.agg.intake.stats.received +
+                         self.agg.intake.stats.probes >= n, timeout, f"{n} messages")
 
     def lines(self, component: str) -> list[str]:
         return [line for path in sorted(self.root.glob(f"{component}/*/*/*/{component}.log"))

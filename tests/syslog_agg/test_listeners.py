@@ -19,7 +19,7 @@ async def test_udp_probe_oversize_and_rcvbuf(aggregator) -> None:
     run.send_udp(b"\x00", b"<14>1 - h vcap.a - - - one", big)
     await run.received(3)
     stats = run.agg.intake.stats
-    assert stats["probes"] == 1 and stats["received"] == 2 and stats["truncated"] == 1
+    assert stats.probes == 1 and stats.received == 2 and stats.truncated == 1
     assert run.agg.udp is not None and run.agg.udp.rcvbuf_granted >= 4 << 20
     await eventually(lambda: len(run.lines("big")) == 1 and len(run.lines("a")) == 1)
     assert run.agg.varz()["truncated"] == 1
@@ -34,8 +34,8 @@ async def test_udp_drops_when_queue_is_full() -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             for i in range(12):
                 s.sendto(b"<14>1 - - - - - - %d" % i, udp.address)
-        await eventually(lambda: intake.stats["received"] == 12)
-        assert len(intake.queue) == 5 and intake.stats["dropped"] == 7
+        await eventually(lambda: intake.stats.received == 12)
+        assert len(intake.queue) == 5 and intake.stats.dropped == 7
     finally:
         udp.close()
 
@@ -50,7 +50,7 @@ async def test_tcp_back_pressure_instead_of_drops() -> None:
         await eventually(lambda: len(intake.queue) >= 10)
         await asyncio.sleep(0.1)  # give the loop a chance to (wrongly) keep reading
         paused_at = len(intake.queue)
-        assert paused_at < 20000 and intake.stats["dropped"] == 0
+        assert paused_at < 20000 and intake.stats.dropped == 0
         got = 0
         while got < 50000:  # consume like the pipeline does: resumes the reader
             await eventually(lambda: len(intake.queue) > 0)
@@ -93,7 +93,7 @@ async def test_idle_timeout_and_max_connections(aggregator) -> None:
     for reader, _ in conns:
         assert await asyncio.wait_for(reader.read(), 5) == b""
     listener = run.agg.tcp[0]
-    assert listener.stats["rejected_connections"] == 1 and listener.stats["idle_closed"] == 2
+    assert listener.stats.rejected_connections == 1 and listener.stats.idle_closed == 2
     for _, writer in conns:
         writer.close()
 

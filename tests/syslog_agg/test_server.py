@@ -59,7 +59,7 @@ async def test_stop_writes_everything_accepted(tmp_path: Path) -> None:
     writer.write(b"".join(b"<14>1 - h vcap.bulk - - - line %d\n" % i for i in range(20000)))
     await writer.drain()
     writer.close()
-    await eventually(lambda: agg.intake.stats["received"] == 20000)
+    await eventually(lambda: agg.intake.stats.received == 20000)
     await agg.stop()  # nothing was flushed by the (60 s) interval: stop must write it all
     [path] = (tmp_path / "logs/bulk").rglob("bulk.log")
     lines = path.read_text().splitlines()
@@ -100,9 +100,9 @@ async def test_registers_and_publishes_a_live_tail(tmp_path: Path, nats_server: 
                 s.sendto(b"<14>1 - h vcap.dea.next - - - m%d" % i, ("127.0.0.1", port))
         first = await asyncio.wait_for(tailed.get(), 10)
         assert first["subject"] == "logs.dea_next" and first["message"] == "m0"
-        await eventually(lambda: agg.tail.stats["published"] + agg.tail.stats["rate_limited"]
+        await eventually(lambda: agg.tail.stats.published + agg.tail.stats.rate_limited
                          == 10)
-        assert 3 <= agg.tail.stats["published"] < 10  # the burst, then the rate limit
+        assert 3 <= agg.tail.stats.published < 10  # the burst, then the rate limit
         assert agg.component is not None
         status, body = await get(f"http://{agg.component.host}/varz", agg.component.credentials)
         varz = json.loads(body)

@@ -33,7 +33,7 @@ def test_layout_and_flush(tmp_path: Path) -> None:
     assert (tmp_path / "dea_next/2024/05/01/dea_next.log").read_text() == "a\n"
     assert (tmp_path / "dea_next/2024/05/02/dea_next.log").read_text() == "b\n"
     assert (tmp_path / "router/2024/05/01/router.log").read_text() == "c\n"
-    assert store.stats["lines_written"] == 3
+    assert store.stats.lines_written == 3
     store.close()
 
 
@@ -41,7 +41,7 @@ def test_flush_bytes_triggers_a_write(tmp_path: Path) -> None:
     store = Store(StoreConfig(root=str(tmp_path), flush_bytes=100))
     for i in range(30):
         store.append("c", "2024/05/01", f"line {i}\n")
-    assert store.stats["lines_written"] >= 10
+    assert store.stats.lines_written >= 10
     store.close()
     assert len((tmp_path / "c/2024/05/01/c.log").read_text().splitlines()) == 30
 
@@ -87,7 +87,7 @@ def test_rotation_by_size_then_gzip(tmp_path: Path) -> None:
     store.close()
     d = tmp_path / "c/2024/05/01"
     assert sorted(os.listdir(d)) == ["c.log", "c.log.1", "c.log.2"]
-    assert store.stats["rotations"] == 2
+    assert store.stats.rotations == 2
     asyncio.run(store.maintain())
     assert sorted(os.listdir(d)) == ["c.log", "c.log.1.gz", "c.log.2.gz"]
     total = (d / "c.log").read_text() + "".join(
@@ -110,7 +110,7 @@ def test_past_days_are_gzipped_and_appended_as_members(tmp_path: Path) -> None:
         asyncio.run(store.maintain())
     assert not old.exists()
     assert gzip.open(str(old) + ".gz", "rt").read() == "first\nsecond\n"
-    assert store.stats["files_gzipped"] == 2
+    assert store.stats.files_gzipped == 2
 
 
 def test_today_and_open_files_stay_plain(tmp_path: Path) -> None:
@@ -137,7 +137,7 @@ def test_retention_by_age_and_total_size(tmp_path: Path) -> None:
     asyncio.run(store.maintain())
     left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.log"))
     assert left == ["c/2000/01/03/c.log", "c/2000/01/04/c.log"]
-    assert store.stats["files_removed"] == 2 and store.stats["bytes_removed"] == 2000
+    assert store.stats.files_removed == 2 and store.stats.bytes_removed == 2000
 
 
 def test_handles_are_bounded(tmp_path: Path) -> None:
@@ -159,7 +159,7 @@ def test_write_error_is_counted_not_raised(tmp_path: Path) -> None:
     store.append("c", "2024/05/01", "x\n")
     store.append("c", "2024/05/01", "y\n")
     store.flush()
-    assert store.stats["write_errors"] == 1 and store.stats["lines_lost"] == 2
+    assert store.stats.write_errors == 1 and store.stats.lines_lost == 2
 
 
 async def test_run_flushes_on_interval_and_on_stop(tmp_path: Path) -> None:

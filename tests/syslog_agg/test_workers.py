@@ -18,8 +18,8 @@ async def test_workers_share_one_senders_load_and_survive_a_kill(aggregator) -> 
         for i in range(4000):
             s.sendto(b"<14>1 - h vcap.c%d - - - n=%d" % (i % 3, i), ("127.0.0.1", port))
         s.sendto(b"\x00", ("127.0.0.1", port))
-    await eventually(lambda: run.agg.intake_stats().get("received", 0) == 4000, 20)
-    per_worker = [stats["received"] for stats in workers.intake_stats]
+    await eventually(lambda: run.agg.intake.stats.received == 4000, 20)
+    per_worker = workers.received
     assert all(n > 500 for n in per_worker), per_worker  # spread at random, not by address
     await eventually(lambda: sum(len(run.lines(f"c{k}")) for k in range(3)) == 4000, 20)
     varz = run.agg.varz()
