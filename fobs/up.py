@@ -19,7 +19,7 @@ import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
 from loguru import logger
@@ -29,6 +29,10 @@ from fobs.components.config import ConfigError
 from fobs.components.logs import process_logging
 from fobs.influxd import find_influxd, influxd_config
 from fobs.ports import free_ports, port_free
+
+if TYPE_CHECKING:  # imported where used: `fobs up --help` needs none of them
+    from fobs.components.runtime import ComponentConfig
+    from fobs.syslog_agg.monit import HttpCheck, Supervisor, SupervisorConfig
 
 USER = "fobs"
 DEFAULT_PORTS = {"nats": 4222, "nats_monitor": 8222, "influxd": 8086, "syslog": 5514,
@@ -214,7 +218,7 @@ def write_configs(stack: Stack) -> dict[str, Path]:
 # -- the supervisor config ----------------------------------------------------------------
 
 
-def supervisor_config(stack: Stack, files: dict[str, Path], cycle: float) -> Any:
+def supervisor_config(stack: Stack, files: dict[str, Path], cycle: float) -> SupervisorConfig:
     from fobs.syslog_agg.monit import (
         HttpCheck,
         HttpConfig,
@@ -227,7 +231,6 @@ def supervisor_config(stack: Stack, files: dict[str, Path], cycle: float) -> Any
     run = stack.root / "run"
     run.mkdir(parents=True, exist_ok=True)
     fobs = (sys.executable, "-m", "fobs")
-    creds = {"user": USER, "password": stack.password}
     limit = RestartLimit(restarts=5, cycles=30)
 
     def proc(name: str, command: tuple[str, ...], depends: tuple[str, ...] = (),
@@ -236,8 +239,9 @@ def supervisor_config(stack: Stack, files: dict[str, Path], cycle: float) -> Any
                              log=str(run / f"{name}.log"), stop_timeout=10.0,
                              restart_limit=limit, **checks)
 
-    def healthz(name: str) -> tuple[Any, ...]:
-        return (HttpCheck(url=stack.healthz(name), **creds, cycles=2, timeout=3.0),)
+    def healthz(name: str) -> tuple[HttpCheck, ...]:
+        return (HttpCheck(url=stack.healthz(name), user=USER, password=stack.password,
+                          cycles=2, timeout=3.0),)
 
     procs = [proc("nats", (shutil.which("nats-server") or "/usr/sbin/nats-server",
                            "-a", "127.0.0.1", "-p", str(stack.ports["nats"]),
@@ -268,7 +272,7 @@ def supervisor_config(stack: Stack, files: dict[str, Path], cycle: float) -> Any
         component=component, process=tuple(procs))
 
 
-def _supervisor_component(stack: Stack) -> Any:
+def _supervisor_component(stack: Stack) -> ComponentConfig:
     from fobs.components.bus import NatsConfig
     from fobs.components.logs import SyslogConfig
     from fobs.components.runtime import ComponentConfig
@@ -289,7 +293,7 @@ def build_dashboards(stack: Stack) -> Path | None:
     return out
 
 
-def where(stack: Stack, sup: Any, dashboards: Path | None) -> str:
+def where(stack: Stack, sup: Supervisor, dashboards: Path | None) -> str:
     rows = [
         ("Supervisor status page", sup.http_url or "-"),
         ("Collector targets", f"http://127.0.0.1:{stack.ports['collector_status']}"
