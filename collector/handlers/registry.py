@@ -2,7 +2,8 @@
 
 Lookup order in `handler_for`: an exact registered type, then the registered patterns (in
 registration order, `fnmatch` syntax, case-sensitive), then `generic`. Every handler also adds the
-generic `component` fields, so the scrape code calls one object per varz and gets everything.
+generic `component` fields and the declared metrics (`declared`), so the scrape code calls one
+object per varz and gets everything.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, NamedTuple
 
 from loguru import logger
 
+from fobs.collector.handlers import declared
 from fobs.collector.handlers.component import add_component_fields
 from fobs.collector.handlers.recorder import Recorder
 from fobs.collector.point import Appender
@@ -33,7 +35,8 @@ class HandlerStats(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Handler:
-    """A named handler function plus the generic fields every component type gets."""
+    """A named handler function plus what every component type gets: the generic fields and the
+    declared metrics (`declared`: the handler function sees varz without them)."""
 
     name: str
     fn: HandlerFn
@@ -45,7 +48,7 @@ class Handler:
             return HandlerStats(0, 1)
         try:
             add_component_fields(varz, rec)
-            self.fn(varz, rec)
+            self.fn(declared.add(varz, rec), rec)
         except Exception as exc:  # noqa: BLE001  a handler bug must not stop the scrape loop
             logger.warning("Handler {} failed: {!r}", self.name, exc)
             return HandlerStats(rec.points, rec.skipped, f"{type(exc).__name__}: {exc}")
