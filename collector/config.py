@@ -1,4 +1,5 @@
-"""The collector's TOML config: frozen dataclasses with defaults, validated before anything connects.
+"""The collector's TOML config: frozen dataclasses with defaults, validated before anything
+connects.
 
 Every option has a default (see `collector/fobs-collector.toml`, where a commented-out value is
 the default). Cross-field rules live in `validate()` and name the dotted key, e.g. a scrape
@@ -14,7 +15,13 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
-from fobs.collector.historians.config import OutputsConfig
+from fobs.collector.historians.config import (
+    FileConfig,
+    InfluxV1Config,
+    InfluxV2Config,
+    Kind,
+)
+from fobs.collector.output import OutputOptions
 from fobs.components.config import ConfigError, host_port, load, positive
 from fobs.components.runtime import ComponentConfig
 
@@ -27,6 +34,9 @@ DEFAULT_PRUNE_INTERVAL = 300.0
 DEFAULT_MAX_IN_FLIGHT = 256
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 DEFAULT_STATUS_ADDRESS = "127.0.0.1:9190"
+DEFAULT_SPOOL_DIR = "/var/lib/fobs/collector/spool"
+DEFAULT_CLOSE_TIMEOUT = 5.0
+DEFAULT_QUARANTINE_MAX_BYTES = 64 * 1024 * 1024
 ENDPOINTS = ("varz", "healthz")
 # Top-level keys of older collector configs, now in [component] as in every daemon's config.
 MOVED_KEYS = {"nats": "[component.nats]", "syslog": "[component.syslog]",
@@ -185,6 +195,98 @@ class StatusConfig:
             raise ConfigError("user: user and password go together (or leave both empty)")
 
 
+# One `[[outputs.<kind>]]` entry: the historian's keys and its running output's keys in one
+# table (the file's format); each half keeps its own meaning and validation.
+
+@dataclass(frozen=True)
+class InfluxV1OutputConfig(OutputOptions, InfluxV1Config):
+    """[[outputs.influxdb_v1]] — an InfluxDB 1.x historian and its running output."""
+
+    def validate(self) -> None:
+        OutputOptions.validate(self)
+        InfluxV1Config.validate(self)
+
+
+@dataclass(frozen=True)
+class InfluxV2OutputConfig(OutputOptions, InfluxV2Config):
+    """[[outputs.influxdb_v2]] — an InfluxDB 2.x historian and its running output."""
+
+    def validate(self) -> None:
+        OutputOptions.validate(self)
+        InfluxV2Config.validate(self)
+
+
+@dataclass(frozen=True)
+class FileOutputConfig(OutputOptions, FileConfig):
+    """[[outputs.file]] — a line-protocol file and its running output."""
+
+    def validate(self) -> None:
+        OutputOptions.validate(self)
+        FileConfig.validate(self)
+
+
+OutputConfig = InfluxV1OutputConfig | InfluxV2OutputConfig | FileOutputConfig
+
+
+@dataclass(frozen=True)
+class OutputsConfig:
+    """[outputs] — every configured historian; each runs independently of the others.
+
+    TOML shape (every key has a default; see docs/historians.md):
+
+        [outputs]
+        spool_dir = "/var/lib/fobs/collector/spool"
+
+        [[outputs.influxdb_v1]]            # InfluxDB 1.x /write (our own aiohttp client)
+        url = "http://influx:8086"
+        database = "fobs"
+
+        [[outputs.influxdb_v2]]            # InfluxDB 2.x API through influxdb-client
+        url = "http://influx2:8086"
+        org = "ops"
+        bucket = "fobs"
+        token = "..."
+        [outputs.influxdb_v2.retry]        # sub-tables apply to the output above them
+        max_delay = 30.0
+
+        [[outputs.file]]                   # line protocol appended to a file, rotated by size
+        path = "/var/log/fobs/points.lp"
+    """
+
+    spool_dir: str = DEFAULT_SPOOL_DIR      # one sub-directory per output, named after it
+    quarantine_dir: str = ""                # "" = <spool_dir>/quarantine
+    quarantine_max_bytes: int = DEFAULT_QUARANTINE_MAX_BYTES   # per output, then rotated once
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT               # final flush bound at shutdown
+    influxdb_v1: tuple[InfluxV1OutputConfig, ...] = ()
+    influxdb_v2: tuple[InfluxV2OutputConfig, ...] = ()
+    file: tuple[FileOutputConfig, ...] = ()
+
+    def validate(self) -> None:
+        positive(self.quarantine_max_bytes, "quarantine_max_bytes")
+        positive(self.close_timeout, "close_timeout")
+        seen: dict[str, str] = {}
+        for kind, index, cfg in self._entries():
+            name = cfg.name or kind
+            if name in seen:
+                raise ConfigError(f"{kind}[{index}].name: output name {name!r} is already used "
+                                  f"by {seen[name]}; give each output its own name")
+            seen[name] = f"{kind}[{index}]"
+
+    def _entries(self) -> list[tuple[Kind, int, OutputConfig]]:
+        entries: list[tuple[Kind, int, OutputConfig]] = []
+        entries += [("influxdb_v1", i, c) for i, c in enumerate(self.influxdb_v1)]
+        entries += [("influxdb_v2", i, c) for i, c in enumerate(self.influxdb_v2)]
+        entries += [("file", i, c) for i, c in enumerate(self.file)]
+        return entries
+
+    def outputs(self) -> list[tuple[Kind, str, OutputConfig]]:
+        """(kind, resolved name, config) of every output, in config order."""
+        return [(kind, cfg.name or kind, cfg) for kind, _, cfg in self._entries()]
+
+    def quarantine_path(self) -> str:
+        return self.quarantine_dir or f"{self.spool_dir.rstrip('/')}/quarantine"
+
+
 @dataclass(frozen=True)
 class CollectorConfig:
     """The whole collector config file."""
@@ -207,7 +309,8 @@ class CollectorConfig:
 
 def load_config(path: str | Path | None = None,
                 overrides: Mapping[str, Any] | None = None) -> CollectorConfig:
-    """`fobs.components.config.load` of a CollectorConfig, telling where an old top-level key went."""
+    """`fobs.components.config.load` of a CollectorConfig, telling where an old top-level key
+    went."""
     try:
         return load(CollectorConfig, path, overrides)
     except ConfigError as e:

@@ -22,8 +22,8 @@ from fobs.collector.discovery import (
     StaticDiscoverer,
     Update,
 )
-from fobs.collector.handlers import role_for
 from fobs.collector.fanout import Outputs
+from fobs.collector.handlers import role_for
 from fobs.collector.point import Point
 from fobs.collector.registry import Registry
 from fobs.collector.scrape import Scraper

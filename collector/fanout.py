@@ -21,19 +21,21 @@ from pathlib import Path
 
 from loguru import logger
 
-from fobs.collector.historians import create
-from fobs.collector.historians.config import OutputsConfig
+from fobs.collector.buffer import Buffer
+from fobs.collector.config import OutputsConfig
+from fobs.collector.errors import SpoolError
+from fobs.collector.historians import FileConfig, create
 from fobs.collector.lineprotocol import Encoder
 from fobs.collector.output import Output
 from fobs.collector.point import Point
 from fobs.collector.quarantine import Quarantine
-from fobs.collector.spool import Buffer, SpoolError, open_spool
+from fobs.collector.spool import open_spool
 from fobs.collector.throttle import Every
 from fobs.components.config import ConfigError
 
 
 class Outputs:
-    def __init__(self, outputs: list[Output], config: OutputsConfig = OutputsConfig(),
+    def __init__(self, outputs: list[Output], config: OutputsConfig,
                  encoder: Encoder | None = None) -> None:
         self.outputs = outputs
         self.config = config
@@ -59,9 +61,9 @@ class Outputs:
                                         config.quarantine_max_bytes, name)
                 outputs.append(Output(name, kind, create(kind, cfg, name), buffer, cfg,
                                       quarantine))
-            for output in outputs:
+            for output, (_, _, cfg) in zip(outputs, config.outputs(), strict=True):
                 await output.start()
-                target = getattr(output.options, "url", None) or output.options.path
+                target = cfg.path if isinstance(cfg, FileConfig) else cfg.url
                 logger.info("Output {} ({}) writes to {}; {} points waiting in its spool",
                             output.name, output.kind, target, output.buffer.pending()[0])
         except BaseException:
@@ -92,8 +94,7 @@ class Outputs:
         """Send everything pending now; True when every spool is empty within `timeout`."""
         for output in self.outputs:
             output.flush()
-        results = await asyncio.gather(*(
-            o.until(lambda o=o: o.buffer.pending()[0] == 0, timeout) for o in self.outputs))
+        results = await asyncio.gather(*(o.until(o.drained, timeout) for o in self.outputs))
         return all(results)
 
     async def close(self, timeout: float | None = None) -> None:

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from loguru import logger
 
+from fobs.collector.buffer import Batch, Buffer, SpoolConfig
 from fobs.collector.historians import Historian
-from fobs.collector.historians.config import OutputOptions
 from fobs.collector.historians.errors import (
     FatalError,
     HistorianError,
@@ -37,12 +38,54 @@ from fobs.collector.historians.errors import (
     WriteError,
 )
 from fobs.collector.quarantine import Quarantine
-from fobs.collector.spool import Batch, Buffer
 from fobs.collector.throttle import Every
+from fobs.components.config import ConfigError, positive
 
 MIN_SPLIT_BYTES = 64 * 1024            # 413 never shrinks later batches below this
 SYNC_EVERY = 1.0                       # seconds: the spool's fsync policy is applied this often
 JITTER = 0.2
+DEFAULT_BATCH_SIZE = 5000
+DEFAULT_BATCH_BYTES = 4 * 1024 * 1024
+DEFAULT_FLUSH_INTERVAL = 1.0
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+@dataclass(frozen=True)
+class RetryConfig:
+    """[outputs.<kind>.retry] — backoff after a failed write: initial, doubling, capped, ±20 %."""
+
+    initial_delay: float = 1.0         # seconds before the first retry
+    max_delay: float = 60.0            # cap of the doubling backoff (also used after FatalError)
+    retry_after_max: float = 600.0     # cap on a server's Retry-After
+
+    def validate(self) -> None:
+        positive(self.initial_delay, "initial_delay")
+        positive(self.max_delay, "max_delay")
+        positive(self.retry_after_max, "retry_after_max")
+        if self.max_delay < self.initial_delay:
+            raise ConfigError(f"max_delay: must be at least initial_delay "
+                              f"({self.initial_delay}), got {self.max_delay}")
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """Keys every `[[outputs.<kind>]]` entry has: its name, and how this wrapper batches,
+    retries and spools for its historian (the historian's own keys are in its config)."""
+
+    name: str = ""                     # "" = the kind; names the spool and quarantine files
+    batch_size: int = DEFAULT_BATCH_SIZE            # points per write, at most
+    batch_bytes: int = DEFAULT_BATCH_BYTES          # bytes per write, at most (before gzip)
+    flush_interval: float = DEFAULT_FLUSH_INTERVAL  # a smaller batch waits at most this long
+    retry: RetryConfig = field(default_factory=RetryConfig)
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
+
+    def validate(self) -> None:
+        if self.name and not _NAME.fullmatch(self.name):
+            raise ConfigError(f"name: must be 1-64 letters, digits, '_', '.' or '-' and start "
+                              f"with a letter or digit, got {self.name!r}")
+        positive(self.batch_size, "batch_size")
+        positive(self.batch_bytes, "batch_bytes")
+        positive(self.flush_interval, "flush_interval")
 
 
 @dataclass
@@ -138,6 +181,10 @@ class Output:
         """Send pending points now instead of waiting for `flush_interval` (tests, shutdown)."""
         self._flush_now = True
         self._wake.set()
+
+    def drained(self) -> bool:
+        """True when the spool holds nothing unwritten."""
+        return self.buffer.pending()[0] == 0
 
     async def until(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Wait until `predicate()` holds, checked after each write attempt; False on timeout."""

@@ -17,11 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from fobs.collector.historians.config import InfluxV1Config, OutputsConfig
-from fobs.collector.lineprotocol import Encoder
+from fobs.collector.buffer import SpoolConfig
+from fobs.collector.config import InfluxV1OutputConfig, OutputsConfig
 from fobs.collector.fanout import Outputs
+from fobs.collector.lineprotocol import Encoder
 from fobs.collector.point import Point
-from fobs.collector.spool import DiskSpool, SpoolConfig
+from fobs.collector.spool import DiskSpool
 from tests.services import Influxd
 
 T0 = 1_700_000_000_000_000_000
@@ -61,7 +62,7 @@ def bench_spool(work: Path, batches: list[list[Point]]) -> None:
 async def bench_pipeline(work: Path, influxd: Influxd, batches: list[list[Point]]) -> None:
     influxd.create_database("bench")
     config = OutputsConfig(spool_dir=str(work / "spool"), influxdb_v1=(
-        InfluxV1Config(url=influxd.url, database="bench", flush_interval=0.2),))
+        InfluxV1OutputConfig(url=influxd.url, database="bench", flush_interval=0.2),))
     outputs = await Outputs.start(config)
     total = sum(len(b) for b in batches)
     cpu, wall = time.process_time(), time.perf_counter()

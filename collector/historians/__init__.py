@@ -15,8 +15,6 @@ from fobs.collector.historians.config import (
     InfluxV1Config,
     InfluxV2Config,
     Kind,
-    OutputsConfig,
-    RetryConfig,
 )
 from fobs.collector.historians.errors import (
     FatalError,
@@ -29,8 +27,7 @@ from fobs.collector.historians.errors import (
 
 __all__ = [
     "FatalError", "FileConfig", "Historian", "HistorianError", "InfluxV1Config", "InfluxV2Config",
-    "OutputsConfig", "PartialWriteError", "RejectError", "RetryConfig", "TooLargeError",
-    "WriteError", "create",
+    "PartialWriteError", "RejectError", "TooLargeError", "WriteError", "create",
 ]
 
 

@@ -11,8 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from fobs.collector.config import InfluxV1OutputConfig, OutputsConfig
 from fobs.collector.daemon import Collector
-from fobs.collector.historians.config import InfluxV1Config, OutputsConfig, RetryConfig
+from fobs.collector.output import RetryConfig
 from tests.collector.collector_helpers import HttpTarget, collector_config
 from tests.services import Influxd
 from tests.waiting import until as _until
@@ -29,7 +30,7 @@ FAST_RETRY = RetryConfig(initial_delay=0.2, max_delay=1.0)
 
 
 def influx_outputs(influxd: Influxd, db: str, spool: Path) -> OutputsConfig:
-    return OutputsConfig(spool_dir=str(spool), influxdb_v1=(InfluxV1Config(
+    return OutputsConfig(spool_dir=str(spool), influxdb_v1=(InfluxV1OutputConfig(
         url=influxd.url, database=db, flush_interval=0.2, retry=FAST_RETRY),))
 
 

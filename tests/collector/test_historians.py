@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from fobs.collector.config import OutputsConfig
 from fobs.collector.historians import create
-from fobs.collector.historians.config import FileConfig, OutputsConfig
+from fobs.collector.historians.config import FileConfig
 from fobs.collector.historians.errors import (
     FatalError,
     PartialWriteError,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fobs.collector.historians.config import FileConfig, OutputsConfig
+from fobs.collector.config import FileOutputConfig, OutputsConfig
 from fobs.collector.fanout import Outputs
 from fobs.collector.point import Point
 from fobs.collector.spool import DiskSpool
@@ -155,7 +155,7 @@ async def test_one_historian_down_never_blocks_another(tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     lp = tmp_path / "points.lp"
     cfg = config(tmp_path, influxdb_v1=(v1(dead, "db"),),
-                 file=(FileConfig(path=str(lp), flush_interval=0.05),))
+                 file=(FileOutputConfig(path=str(lp), flush_interval=0.05),))
     outputs = await Outputs.start(cfg)
     down, up = outputs.outputs
     for i in range(30):
@@ -224,7 +224,8 @@ async def test_a_spool_in_use_is_a_config_error(tmp_path: Path) -> None:
 
 
 async def test_points_breaking_the_contract_are_counted_not_raised(tmp_path: Path) -> None:
-    outputs = await Outputs.start(config(tmp_path, file=(FileConfig(path=str(tmp_path / "x")),)))
+    file = FileOutputConfig(path=str(tmp_path / "x"))
+    outputs = await Outputs.start(config(tmp_path, file=(file,)))
     assert outputs.add([Point("m", {}, ["not", "a", "mapping"], 1)]) == 0  # type: ignore
     assert outputs.add(scrape(0)) == 10
     await outputs.close()
@@ -233,7 +234,8 @@ async def test_points_breaking_the_contract_are_counted_not_raised(tmp_path: Pat
 
 
 async def test_varz_shape(tmp_path: Path) -> None:
-    outputs = await Outputs.start(config(tmp_path, file=(FileConfig(path=str(tmp_path / "x")),)))
+    file = FileOutputConfig(path=str(tmp_path / "x"))
+    outputs = await Outputs.start(config(tmp_path, file=(file,)))
     outputs.add([Point("m", {}, {"f": float("nan"), "g": 1.0}, 1)])
     await outputs.close()
     varz = outputs.varz()

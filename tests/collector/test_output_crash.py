@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from fobs.collector.historians.config import OutputsConfig
+from fobs.collector.config import OutputsConfig
 from fobs.collector.fanout import Outputs
 from tests.collector.write_helpers import v1
 from tests.services import Influxd, free_port
@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 # how many points its output has accepted so far.
 WRITER = textwrap.dedent("""
     import asyncio, sys
-    from fobs.collector.historians.config import OutputsConfig
+    from fobs.collector.config import OutputsConfig
     from fobs.collector.fanout import Outputs
     from tests.collector.write_helpers import scrape, v1
 

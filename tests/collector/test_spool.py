@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from fobs.collector.spool import HEADER, DiskSpool, MemorySpool, SpoolConfig, SpoolError
+from fobs.collector.buffer import MemorySpool, SpoolConfig
+from fobs.collector.errors import SpoolError
+from fobs.collector.segments import HEADER
+from fobs.collector.spool import DiskSpool
 from fobs.components.config import ConfigError, build
 
 SMALL = SpoolConfig(max_bytes=8192, segment_bytes=1024, fsync="never")
@@ -259,7 +262,8 @@ def test_fsync_policy(tmp_path: Path, policy: str, expected: int) -> None:
 
 WRITER = textwrap.dedent("""
     import sys
-    from fobs.collector.spool import DiskSpool, SpoolConfig
+    from fobs.collector.buffer import SpoolConfig
+    from fobs.collector.spool import DiskSpool
     spool = DiskSpool(sys.argv[1], SpoolConfig(max_bytes=64 << 20, segment_bytes=64 << 10,
                                                 fsync="never"))
     i = 0

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from fobs.collector.historians.config import InfluxV1Config, InfluxV2Config, RetryConfig
+from fobs.collector.buffer import SpoolConfig
+from fobs.collector.config import InfluxV1OutputConfig, InfluxV2OutputConfig
+from fobs.collector.output import RetryConfig
 from fobs.collector.point import Point
-from fobs.collector.spool import SpoolConfig
 from tests.services import Influxd
 
 T0 = 1_700_000_000_000_000_000
@@ -30,18 +31,18 @@ def scrape(i: int, per: int = 10, measurement: str = "load", host: str = "h1") -
             for k in range(per)]
 
 
-def v1(url: str, database: str, **kw: object) -> InfluxV1Config:
+def v1(url: str, database: str, **kw: object) -> InfluxV1OutputConfig:
     options: dict[str, object] = {"flush_interval": 0.05, "retry": FAST_RETRY,
                                   "spool": FAST_SPOOL, "timeout": 2.0}
     options.update(kw)
-    return InfluxV1Config(url=url, database=database, **options)  # type: ignore[arg-type]
+    return InfluxV1OutputConfig(url=url, database=database, **options)  # type: ignore[arg-type]
 
 
-def v2(url: str, bucket: str, **kw: object) -> InfluxV2Config:
+def v2(url: str, bucket: str, **kw: object) -> InfluxV2OutputConfig:
     options: dict[str, object] = {"flush_interval": 0.05, "retry": FAST_RETRY,
                                   "spool": FAST_SPOOL, "timeout": 2.0, "org": "fobs"}
     options.update(kw)
-    return InfluxV2Config(url=url, bucket=bucket, **options)  # type: ignore[arg-type]
+    return InfluxV2OutputConfig(url=url, bucket=bucket, **options)  # type: ignore[arg-type]
 
 
 _databases = count()

@@ -1,0 +1,31 @@
+"""The errors the collector raises itself, by the stage that raises them.
+
+    CollectorError
+    ├── SpoolError          a spool directory cannot be used (locked by another process, not
+    │                       writable) or a record cannot be stored; at start-up the fan-out turns
+    │                       it into a ConfigError naming `outputs.spool_dir`
+    └── ResponseTooLarge    a scrape's body went past `scrape.max_response_bytes`; the scrape
+                            reports it as error class `too_large` and never raises it further
+
+Two other trees sit beside this one: what a historian write ends in (`HistorianError`, in
+`fobs.collector.historians.errors`), and a user's config mistake (`ConfigError`, in
+`fobs.components.config`), which every daemon shares.
+"""
+
+from __future__ import annotations
+
+
+class CollectorError(Exception):
+    """Base of the collector's own errors."""
+
+
+class SpoolError(CollectorError):
+    """The spool directory cannot be used (in use by another process, not writable…)."""
+
+
+class ResponseTooLarge(CollectorError):
+    """The response body went past `max_response_bytes`."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"response larger than {limit} bytes")
+        self.limit = limit
