@@ -15,18 +15,19 @@ Usage:
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict
 from typing import Any
 
 from loguru import logger
 
 from fobs.components.config import host_port
+from fobs.components.metrics import Registry, overlay
 from fobs.components.runtime import Component
 from fobs.syslog_agg.config import SyslogAggConfig
 from fobs.syslog_agg.listeners import Intake, TcpListener, UdpListener, tls_context
+from fobs.syslog_agg.metrics import declare
 from fobs.syslog_agg.pipeline import Pipeline
 from fobs.syslog_agg.router import Router
-from fobs.syslog_agg.stats import SEVERITIES, Batch, Counts
+from fobs.syslog_agg.stats import Batch, Counts
 from fobs.syslog_agg.store import Store
 from fobs.syslog_agg.tail import Tail
 from fobs.syslog_agg.workers import WorkerPool
@@ -37,7 +38,7 @@ COMPONENT_TYPE = "SyslogAggregator"
 
 
 class Aggregator:
-    def __init__(self, config: SyslogAggConfig, *, component: Component | None = None) -> None:
+    def __init__(self, config: SyslogAggConfig) -> None:
         self.config = config
         listen = config.listen
         self.intake = Intake(listen.queue_size, listen.max_message_size)
@@ -50,7 +51,9 @@ class Aggregator:
         self.udp: UdpListener | None = None
         self.workers: WorkerPool | None = None
         self.tcp: list[TcpListener] = []
-        self.component = component
+        self.component: Component | None = None
+        self.metrics = Registry()
+        declare(self, self.metrics)
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._registering: asyncio.Task[None] | None = None
@@ -99,8 +102,8 @@ class Aggregator:
         if self.config.tail.enabled:
             self._tasks.append(asyncio.create_task(self.tail.run(), name="syslog-tail"))
         if self.config.register:
-            if self.component is None:
-                self.component = Component(COMPONENT_TYPE, self.config.component)
+            self.component = Component(COMPONENT_TYPE, self.config.component,
+                                       registry=self.metrics)
             self.component.on_refresh(self._refresh_varz)
             self.component.add_health_check("pipeline", self._health)
             self._registering = asyncio.create_task(self._register())
@@ -160,56 +163,23 @@ class Aggregator:
             return "cannot write to the store"
         return None
 
+    def kernel_udp_drops(self) -> int | None:
+        """Datagrams the kernel dropped for our UDP socket(s), or None (no UDP, not Linux)."""
+        udp = self.udp or self.workers
+        return udp.kernel_drops() if udp is not None else None
+
     def _refresh_varz(self, varz: dict[str, Any]) -> None:
-        varz.update(self.varz())
+        varz["listeners"] = self.addresses()
+
+    def addresses(self) -> dict[str, dict[str, str]]:
+        """`listeners.<transport>.address`: the free-form part of varz (numbers are declared
+        in metrics.py and laid over it)."""
+        out = {t.transport_name: {"address": "{}:{}".format(*t.address)} for t in self.tcp}
+        udp = self.udp or self.workers
+        if udp is not None:
+            out["udp"] = {"address": "{}:{}".format(*udp.address)}
+        return out
 
     def varz(self) -> dict[str, Any]:
-        """The aggregator's own varz fields (the component runtime adds the generic ones)."""
-        intake = asdict(self.intake.stats)
-        pipeline = self.pipeline.stats
-        listeners: dict[str, Any] = {}
-        udp = self.udp or self.workers
-        kernel_drops = udp.kernel_drops() if udp is not None else None
-        if udp is not None:
-            listeners["udp"] = {"address": "{}:{}".format(*udp.address),
-                                "rcvbuf_bytes": udp.rcvbuf_granted,
-                                "kernel_drops": kernel_drops,
-                                "workers": len(self.workers.sockets) if self.workers else 0,
-                                "worker_restarts": self.workers.restarts if self.workers else 0}
-        for listener in self.tcp:
-            listeners[listener.transport_name] = {
-                "address": "{}:{}".format(*listener.address),
-                "open_connections": len(listener.sessions), **asdict(listener.stats)}
-        components = pipeline.components
-        return {
-            "messages": sum(c.messages for c in components.values()),
-            "bytes": sum(c.bytes for c in components.values()),
-            "severity": dict(zip(SEVERITIES, pipeline.severity_totals()[:8], strict=True)),
-            "components": {name: {"messages": c.messages, "bytes": c.bytes,
-                                  "severity": dict(zip(SEVERITIES, c.severity[:8], strict=True)),
-                                  "unparsed": c.severity[8]}
-                           for name, c in sorted(components.items())},
-            "formats": dict(pipeline.formats),
-            "parse_errors": pipeline.formats["unparsed"],
-            **intake,
-            "discarded": pipeline.discarded,
-            "queue_depth": len(self.intake.queue),
-            "queue_capacity": self.intake.capacity,
-            "open_connections": sum(len(t.sessions) for t in self.tcp),
-            "kernel_udp_drops": kernel_drops,
-            "udp_rcvbuf_errors": udp_rcvbuf_errors(),
-            "listeners": listeners,
-            "store": {**asdict(self.store.stats), "open_files": self.store.open_files,
-                      "pending_lines": self.store.pending_lines},
-            "tail": asdict(self.tail.stats),
-        }
-
-
-def udp_rcvbuf_errors() -> int | None:
-    """The host's UDP RcvbufErrors (/proc/net/snmp): loss in every socket's kernel buffer."""
-    try:
-        with open("/proc/net/snmp") as f:
-            rows = [line.split() for line in f if line.startswith("Udp:")]
-        return int(rows[1][rows[0].index("RcvbufErrors")])
-    except (OSError, IndexError, ValueError):
-        return None
+        """The aggregator's own varz (the component runtime adds the generic fields)."""
+        return overlay({"listeners": self.addresses()}, self.metrics.varz())
