@@ -56,7 +56,41 @@ def load(cls: type[T], path: str | Path | None = None,
 
 
 def build(cls: type[T], data: Any, path: str = "") -> T:
-    """Build dataclass `cls` from a mapping, strictly."""
+    """Build dataclass `cls` from a mapping, strictly, then `validate` what was built."""
+    obj = _build(cls, data, path)
+    validate(obj, path)
+    return obj
+
+
+def validate(obj: Any, path: str = "") -> None:
+    """Run every nested dataclass's `validate()`, innermost first; errors name the dotted path.
+
+    The one validation walk: `build` runs it on what it read, and a config built in code (as
+    `fobs up` builds the supervisor's) runs it before use, with the same messages a file gets.
+    """
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        return
+    for f in dataclasses.fields(obj):
+        key = _join(path, f.name)
+        value = getattr(obj, f.name)
+        if isinstance(value, (tuple, list)):
+            for i, item in enumerate(value):
+                validate(item, f"{key}[{i}]")
+        elif isinstance(value, Mapping):
+            for k, item in value.items():
+                validate(item, _join(key, str(k)))
+        else:
+            validate(value, key)
+    check = getattr(obj, "validate", None)
+    if check is not None:
+        try:
+            check()
+        except ConfigError as e:
+            raise ConfigError(f"{_join(path, '') if path else ''}{e}") from None
+
+
+def _build(cls: type[T], data: Any, path: str) -> T:
+    """Dataclass `cls` from a mapping, strictly (unknown keys, wrong types); not yet validated."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path or 'config'}: expected a table, got {_describe(data)}")
     hints = typing.get_type_hints(cls)
@@ -69,16 +103,9 @@ def build(cls: type[T], data: Any, path: str = "") -> T:
     kwargs = {name: _convert(hints[name], value, _join(path, name))
               for name, value in data.items()}
     try:
-        obj = cls(**kwargs)
+        return cls(**kwargs)
     except TypeError as e:  # a required field without default was not given
         raise ConfigError(f"{path or 'config'}: {e}") from None
-    validate = getattr(obj, "validate", None)
-    if validate is not None:
-        try:
-            validate()
-        except ConfigError as e:
-            raise ConfigError(f"{_join(path, '') if path else ''}{e}") from None
-    return obj
 
 
 def _join(path: str, key: str) -> str:
@@ -110,7 +137,7 @@ def _convert(tp: Any, value: Any, path: str) -> Any:
                               f"got {value!r}")
         return value
     if dataclasses.is_dataclass(tp):
-        return build(tp, value, path)  # type: ignore[arg-type]
+        return _build(tp, value, path)  # type: ignore[arg-type]
     if origin in (list, tuple) or tp in (list, tuple):
         if not isinstance(value, list):
             raise ConfigError(f"{path}: expected an array, got {_describe(value)}")
