@@ -24,7 +24,8 @@ from fobs.syslog_agg.monit.config import (
                                      UdpCheck,
                                      load_config,
 )
-from fobs.syslog_agg.monit.supervisor import Supervisor, UnknownService
+from fobs.syslog_agg.monit.errors import UnknownService
+from fobs.syslog_agg.monit.supervisor import Supervisor
 
 __all__ = ["AliveCheck", "CpuCheck", "ExitCheck", "HttpCheck", "HttpConfig", "MemoryCheck",
            "ProcessConfig", "ProgramConfig", "RestartLimit", "Supervisor", "SupervisorConfig",

@@ -84,7 +84,8 @@ async def tcp(cfg: TcpCheck) -> Result:
     try:
         _, writer = await asyncio.wait_for(asyncio.open_connection(cfg.host, cfg.port), cfg.timeout)
     except TimeoutError:
-        return Result(False, f"connection to [{cfg.host}]:{cfg.port} timed out after {cfg.timeout:g} s")
+        return Result(False, f"connection to [{cfg.host}]:{cfg.port} timed out "
+                             f"after {cfg.timeout:g} s")
     except OSError as e:
         return Result(False, f"[{cfg.host}]:{cfg.port} TCP: {e.strerror or e}")
     elapsed = time.monotonic() - began

@@ -3,19 +3,26 @@
 Checks are per-type arrays of tables (`[[process.tcp]]`, `[[process.http]]`, …) rather than
 one table with a `type` key, so that the strict loader rejects a key that does not belong to
 that type and its errors name the exact dotted path (`process[0].http[1].status`).
-`fobs up` builds the same objects in Python; `validate_all` runs every `validate()` on them.
+`fobs up` builds the same objects in Python; the supervisor runs them through the loader's one
+validation walk (`fobs.components.config.validate`), so both get the same messages.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fobs.components.config import ConfigError, host_port, load, nats_subject, positive
+from fobs.components.config import (
+    ConfigError,
+    host_port,
+    load,
+    nats_subject,
+    positive,
+    user_and_password,
+)
 from fobs.components.runtime import ComponentConfig
 
 Action = Literal["restart", "stop", "alert", "unmonitor"]
@@ -213,7 +220,7 @@ class ProcessConfig:
 
 @dataclass(frozen=True)
 class ProgramConfig:
-    """A program service: run `command` every cycle and test its exit status (monit's `check program`)."""
+    """A program service (monit's `check program`): run `command` each cycle, test its exit."""
 
     name: str = ""
     command: Command = ()
@@ -244,8 +251,7 @@ class HttpConfig:
     def validate(self) -> None:
         if self.address:
             host_port(self.address, "address")
-        if bool(self.user) != bool(self.password):
-            raise ConfigError("user: give both user and password, or neither")
+        user_and_password(self.user, self.password)
 
 
 @dataclass(frozen=True)
@@ -263,13 +269,16 @@ class SupervisorConfig:
         positive(self.cycle, "cycle")
         nats_subject(self.alert_subject, "alert_subject")
         keys: dict[str, str] = {}
-        for kind, services in (("process", self.process), ("program", self.program)):
+        groups: tuple[tuple[str, tuple[ProcessConfig | ProgramConfig, ...]], ...] = (
+            ("process", self.process), ("program", self.program))
+        for kind, services in groups:
             for i, svc in enumerate(services):
                 key = f"{kind}[{i}]"
                 if svc.name in keys:
-                    raise ConfigError(f"{key}.name: {svc.name!r} is already used by {keys[svc.name]}")
+                    raise ConfigError(f"{key}.name: {svc.name!r} is already used by "
+                                      f"{keys[svc.name]}")
                 keys[svc.name] = key
-        deps = {s.name: s.depends_on for s in (*self.process, *self.program)}
+        deps = {s.name: s.depends_on for _, services in groups for s in services}
         for name, wants in deps.items():
             for dep in wants:
                 if dep not in deps:
@@ -308,24 +317,6 @@ def _find_cycle(deps: Mapping[str, tuple[str, ...]]) -> list[str]:
         if name not in state and (found := visit(name)):
             return found
     return []
-
-
-def validate_all(obj: Any, path: str = "") -> None:
-    """Run every nested `validate()`, innermost first, as `load` does for a file."""
-    if not dataclasses.is_dataclass(obj):
-        return
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        items = enumerate(value) if isinstance(value, tuple) else [(None, value)]
-        for i, item in items:
-            sub = f"{path}{f.name}" + (f"[{i}]" if i is not None else "")
-            validate_all(item, sub + ".")
-    validate = getattr(obj, "validate", None)
-    if validate is not None:
-        try:
-            validate()
-        except ConfigError as e:
-            raise ConfigError(f"{path}{e}") from None
 
 
 def load_config(path: str | Path | None = None,

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from fobs.syslog_agg.monit.procfs import ProcFS
+from fobs.components.process import ProcFS
 
 OUTPUT_TAIL = 512  # bytes of a program's output kept for the status page
 _REAL_PROC = ProcFS()

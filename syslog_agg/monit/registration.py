@@ -7,15 +7,14 @@ this happens in a background task, and supervision never waits for NATS.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 from loguru import logger
 
 from fobs.components.bus import Bus
-from fobs.components.runtime import Component
-
-if TYPE_CHECKING:
-    from fobs.syslog_agg.monit.supervisor import Supervisor
+from fobs.components.runtime import Component, ComponentConfig
+from fobs.syslog_agg.monit.alerts import Alerts
 
 COMPONENT_TYPE = "Supervisor"
 CLOSE_TIMEOUT = 5.0
@@ -61,8 +60,11 @@ def varz_fields(status: dict[str, Any]) -> dict[str, Any]:
 class Registration:
     """Connect to NATS in the background, then register and feed the alerts publisher."""
 
-    def __init__(self, sup: Supervisor) -> None:
-        self.sup = sup
+    def __init__(self, cfg: ComponentConfig, alerts: Alerts,
+                 status: Callable[[], dict[str, Any]]) -> None:
+        self.cfg = cfg
+        self.alerts = alerts
+        self.status = status  # the supervisor's status(): read per varz refresh and health check
         self.bus: Bus | None = None
         self.component: Component | None = None
         self._task: asyncio.Task[None] | None = None
@@ -71,13 +73,12 @@ class Registration:
         self._task = asyncio.create_task(self._run())
 
     async def _run(self) -> None:
-        cfg = self.sup.config.component
-        assert cfg is not None
+        cfg = self.cfg
         try:
             self.bus = await Bus.connect(cfg.nats, f"{COMPONENT_TYPE}/{cfg.index}")
-            self.sup.alerts.attach(self.bus.client)
+            self.alerts.attach(self.bus.client)
             comp = Component(COMPONENT_TYPE, cfg, bus=self.bus)
-            comp.on_refresh(lambda varz: varz.update(varz_fields(self.sup.status())))
+            comp.on_refresh(lambda varz: varz.update(varz_fields(self.status())))
             comp.add_health_check("services", self._health)
             await comp.start()
             self.component = comp
@@ -87,7 +88,7 @@ class Registration:
             logger.error("Could not register as a component: {}", str(e) or type(e).__name__)
 
     def _health(self) -> str | None:
-        down = [s["name"] for s in self.sup.status()["services"]
+        down = [s["name"] for s in self.status()["services"]
                 if s["monitoring_status"] == "Monitored" and s["status"] != "OK"
                 and not s["pending"]]
         return f"failing: {', '.join(down)}" if down else None
@@ -96,7 +97,7 @@ class Registration:
         if self._task is not None and not self._task.done():
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        self.sup.alerts.detach()
+        self.alerts.detach()
         try:  # NATS may be down by now: a goodbye that cannot leave must not fail the stop
             async with asyncio.timeout(CLOSE_TIMEOUT):
                 if self.component is not None:

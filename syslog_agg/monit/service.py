@@ -18,9 +18,11 @@ from typing import Any
 import aiohttp
 from loguru import logger
 
+from fobs.components.process import ProcStat, cpu_percent, descendants
 from fobs.syslog_agg.monit import checks
 from fobs.syslog_agg.monit.checks import FAILED_STATUS, Result, Usage
 from fobs.syslog_agg.monit.config import ProcessConfig, ProgramConfig, argv
+from fobs.syslog_agg.monit.errors import StartError
 from fobs.syslog_agg.monit.process import (
     Child,
     describe_exit,
@@ -30,7 +32,6 @@ from fobs.syslog_agg.monit.process import (
     signal_pid,
     wait_pid,
 )
-from fobs.syslog_agg.monit.procfs import CLOCK_TICKS, ProcStat, descendants
 
 # Monitoring status (monit's wording).
 INITIALIZING = "Initializing"
@@ -41,10 +42,6 @@ NOT_MONITORED = "Not monitored"
 STATUS_PRIORITY = ("Does not exist", "Execution failed", "Connection failed",
                    "Resource limit matched", "Status failed")
 NETWORK_KINDS = ("tcp", "udp", "http")
-
-
-class StartError(Exception):
-    """A start that did not produce a running process; the message says why."""
 
 
 @dataclass
@@ -61,7 +58,7 @@ class CheckRun:
 
     @property
     def failing(self) -> bool:
-        return self.failures >= self.cfg.cycles
+        return bool(self.failures >= self.cfg.cycles)
 
     def as_dict(self) -> dict[str, Any]:
         last = self.last
@@ -273,7 +270,7 @@ class Service:
 
     # -- checks ---------------------------------------------------------------------------
 
-    def sample(self, table: dict[int, ProcStat], uptime: float | None) -> None:
+    def sample(self, table: dict[int, ProcStat]) -> None:
         """Update the resource figures from this cycle's process table."""
         pid = self.current_pid
         now = time.monotonic()
@@ -289,9 +286,8 @@ class Service:
         cpu = cpu_total = None
         mark = self._cpu
         if mark is not None and mark.pid == st.pid and now > mark.at:
-            scale = 100.0 / CLOCK_TICKS / (now - mark.at)
-            cpu = max(0.0, (ticks - mark.ticks) * scale)
-            cpu_total = max(0.0, (total_ticks - mark.total_ticks) * scale)
+            cpu = cpu_percent(ticks, mark.ticks, now - mark.at)
+            cpu_total = cpu_percent(total_ticks, mark.total_ticks, now - mark.at)
         self._cpu = _CpuMark(st.pid, ticks, total_ticks, now)
         figures.ppid = st.ppid
         figures.threads = st.threads
@@ -328,8 +324,7 @@ class Service:
         return Result(False, f"process is not running{why}")
 
     async def run_checks(self, session: aiohttp.ClientSession,
-                         table: dict[int, ProcStat], uptime: float | None
-                         ) -> list[tuple[CheckRun, Result]]:
+                         table: dict[int, ProcStat]) -> list[tuple[CheckRun, Result]]:
         """This cycle's results. A dead process is only reported dead (monit does the same)."""
         if not self.is_process:
             run = self.checks[0]
@@ -337,12 +332,12 @@ class Service:
             self.figures = Figures(collected_at=time.time())
             return [(run, result)]
         alive = self.checks[0]
-        self.sample(table, uptime)
+        self.sample(table)
         if self.figures.pid is None:
             return [(alive, self.alive_result())]
         others = self.checks[1:]
         results = await asyncio.gather(*(self.probe(run, session) for run in others))
-        return [(alive, self.alive_result()), *zip(others, results)]
+        return [(alive, self.alive_result()), *zip(others, results, strict=True)]
 
     # -- status ---------------------------------------------------------------------------
 

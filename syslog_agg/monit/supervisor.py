@@ -2,8 +2,10 @@
 
 Unlike monit, nothing here waits in line: every cycle launches each service's checks as its own
 task (a hung health endpoint delays only its own service, up to its timeout), and start, stop
-and restart run as per-service operations in the background. A service with an operation or a
-check still in flight is simply skipped by the cycle.
+and restart run as per-service operations in the background (operations.py). A service with an
+operation or a check still in flight is simply skipped by the cycle. The status page (httpd.py)
+and the NATS registration (registration.py) see the supervisor only through `status()` and
+`request()`.
 
 Usage:
     sup = Supervisor(SupervisorConfig(process=(ProcessConfig(name="web", command="..."),)))
@@ -16,25 +18,22 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 from loguru import logger
 
+from fobs.components.config import validate
+from fobs.components.process import ProcFS, ProcStat
+from fobs.syslog_agg.monit import httpd
 from fobs.syslog_agg.monit.alerts import Alerts
 from fobs.syslog_agg.monit.checks import EVENT, Result
-from fobs.syslog_agg.monit.config import SupervisorConfig, validate_all
-from fobs.syslog_agg.monit.procfs import ProcFS, ProcStat
-from fobs.syslog_agg.monit.service import (
-    INITIALIZING,
-    MONITORED,
-    NETWORK_KINDS,
-    NOT_MONITORED,
-    CheckRun,
-    Service,
-    StartError,
-)
+from fobs.syslog_agg.monit.config import ProcessConfig, ProgramConfig, SupervisorConfig
+from fobs.syslog_agg.monit.errors import Stopping, UnknownAction, UnknownService
+from fobs.syslog_agg.monit.operations import Operations
+from fobs.syslog_agg.monit.registration import Registration
+from fobs.syslog_agg.monit.service import INITIALIZING, MONITORED, NOT_MONITORED, CheckRun, Service
 
 VERSION = "fobs-monit 0.1"
 ACTIONS = ("start", "stop", "restart", "monitor", "unmonitor")
@@ -42,42 +41,34 @@ ACTIONS = ("start", "stop", "restart", "monitor", "unmonitor")
 ACTION_STRENGTH = {"alert": 0, "restart": 1, "unmonitor": 2, "stop": 3}
 
 
-class UnknownService(KeyError):
-    pass
-
-
 class Supervisor:
     """Run and watch the services of one SupervisorConfig."""
 
     def __init__(self, config: SupervisorConfig, *, proc_root: str = "/proc") -> None:
-        validate_all(config)
+        validate(config)
         self.config = config
         self.procfs = ProcFS(proc_root)
-        by_name = {s.name: Service(s) for s in (*config.process, *config.program)}
+        configs: list[ProcessConfig | ProgramConfig] = [*config.process, *config.program]
+        by_name = {s.name: Service(s) for s in configs}
         self.services = {s.name: s for s in _dependency_order(by_name)}
-        self.dependants: dict[str, list[Service]] = {name: [] for name in self.services}
-        for svc in self.services.values():
-            for dep in svc.cfg.depends_on:
-                self.dependants[dep].append(svc)
         self.cycles = 0
         self.started_at = time.time()
         self.alerts = Alerts(config.alert_subject)
+        self.ops = Operations(self.services, config.cycle, self.alerts, self._notify)
         self.http_url: str | None = None
         self._changed = asyncio.Event()
         self._closing = False
         self._ticker: asyncio.Task[None] | None = None
         self._session: aiohttp.ClientSession | None = None
-        self._background: set[asyncio.Task[Any]] = set()
-        self._http: Any = None
-        self._registration: Any = None
+        self._http: Any = None  # what httpd.serve returns: `url` and `close()`
+        self._registration: Registration | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
         """Serve the status page, start every service in dependency order, begin cycling."""
-        from fobs.syslog_agg.monit import httpd, registration
         self.started_at = time.time()
-        self._session = aiohttp.ClientSession()
+        self._session = self.ops.session = aiohttp.ClientSession()
         if self.config.http.address:
             try:
                 self._http = await httpd.serve(self, self.config.http)
@@ -87,10 +78,10 @@ class Supervisor:
             self.http_url = self._http.url
             logger.info("Status page on {}", self.http_url)
         if self.config.component is not None:
-            self._registration = registration.Registration(self)
+            self._registration = Registration(self.config.component, self.alerts, self.status)
             self._registration.start()
         for svc in self.services.values():
-            self._launch(svc, "start", lambda s=svc: self._start_op(s))
+            self.ops.launch(svc, "start")
         self._ticker = asyncio.create_task(self._cycle_loop())
         logger.info("Supervising {} services every {:g} s", len(self.services), self.config.cycle)
 
@@ -111,7 +102,8 @@ class Supervisor:
         if self._registration is not None:
             await self._registration.stop()
         logger.info("Stopping {} services", len(self.services))
-        await asyncio.gather(*(self._ensure_stopped(s) for s in reversed(self.services.values())))
+        await asyncio.gather(*(self.ops.ensure_stopped(s)
+                               for s in reversed(self.services.values())))
         if self._http is not None:
             await self._http.close()
         if self._session is not None:
@@ -157,9 +149,9 @@ class Supervisor:
         """Ask for start/stop/restart/monitor/unmonitor of `name`; returns the operation task."""
         svc = self.service(name)
         if action not in ACTIONS:
-            raise ValueError(f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
+            raise UnknownAction(f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
         if self._closing:
-            raise RuntimeError("the supervisor is stopping")
+            raise Stopping("the supervisor is stopping")
         logger.info("Request to {} '{}'", action, name)
         if action == "monitor":
             self._monitor(svc)
@@ -168,10 +160,10 @@ class Supervisor:
             self._unmonitor(svc)
             return None
         if action == "stop":
-            return self._launch(svc, "stop", lambda: self._stop_op(svc))
+            return self.ops.launch(svc, "stop")
         if action == "restart":
-            return self._launch(svc, "restart", lambda: self._restart_op(svc))
-        return self._launch(svc, "start", lambda: self._start_op(svc))
+            return self.ops.launch(svc, "restart")
+        return self.ops.launch(svc, "start")
 
     async def control(self, name: str, action: str) -> None:
         """`request` and wait until the operation is over."""
@@ -224,16 +216,14 @@ class Supervisor:
         table: dict[int, ProcStat] = {}
         if any(s.is_process for s in due):
             table = self.procfs.table()
-        uptime = self.procfs.uptime()
         cycle = self.cycles
         for svc in due:  # dependency order; each check task runs on its own
-            svc.check_task = asyncio.create_task(self._check(svc, table, uptime, cycle))
+            svc.check_task = asyncio.create_task(self._check(svc, table, cycle))
 
-    async def _check(self, svc: Service, table: dict[int, ProcStat], uptime: float | None,
-                     cycle: int) -> None:
+    async def _check(self, svc: Service, table: dict[int, ProcStat], cycle: int) -> None:
         assert self._session is not None
         try:
-            results = await svc.run_checks(self._session, table, uptime)
+            results = await svc.run_checks(self._session, table)
         except Exception:
             logger.exception("Checking '{}' failed", svc.name)
             return
@@ -276,10 +266,10 @@ class Supervisor:
         if action == "unmonitor":
             self._unmonitor(svc)
         elif action == "stop":
-            self._launch(svc, "stop", lambda: self._stop_op(svc))
-        elif action == "restart" and not svc.is_process:
-            return  # programs have nothing to restart; the config refuses this anyway
+            self.ops.launch(svc, "stop")
         elif action == "restart":
+            if not isinstance(svc.cfg, ProcessConfig):
+                return  # programs have nothing to restart; the config refuses this anyway
             limit = svc.cfg.restart_limit
             recent = sum(1 for c in svc.restart_cycles if c > cycle - limit.cycles)
             if limit.restarts and recent >= limit.restarts:
@@ -291,126 +281,13 @@ class Supervisor:
                 if limit.action == "unmonitor":
                     self._unmonitor(svc)
                 elif limit.action == "stop":
-                    self._launch(svc, "stop", lambda: self._stop_op(svc))
+                    self.ops.launch(svc, "stop")
                 return
             svc.restart_cycles.append(cycle)
             svc.restarts += 1
-            self._launch(svc, "restart", lambda: self._restart_op(svc))
+            self.ops.launch(svc, "restart")
 
-    # -- operations -----------------------------------------------------------------------
-
-    def _launch(self, svc: Service, name: str,
-                body: Callable[[], Coroutine[Any, Any, None]]) -> asyncio.Task[None]:
-        """Run an operation on `svc` after the one in flight (a stop cancels a start)."""
-        previous, previous_name = svc.op, svc.op_name
-
-        async def operation() -> None:
-            if previous is not None and not previous.done():
-                if name == "stop" and previous_name in ("start", "restart"):
-                    previous.cancel()
-                await asyncio.wait([previous])
-            svc.pending = name
-            self._notify()
-            try:
-                await body()
-            except Exception:
-                logger.exception("Operation {} of '{}' failed", name, svc.name)
-            finally:
-                if svc.op is task:
-                    svc.pending = None
-                self._notify()
-
-        task = asyncio.create_task(operation())
-        svc.op, svc.op_name = task, name
-        return task
-
-    async def _ensure_started(self, svc: Service) -> None:
-        if svc.busy and svc.op_name in ("start", "restart"):
-            await asyncio.wait([svc.op])  # type: ignore[list-item]
-            return
-        if not svc.busy and (svc.running or not svc.is_process):
-            return
-        await asyncio.wait([self._launch(svc, "start", lambda: self._start_op(svc))])
-
-    async def _ensure_stopped(self, svc: Service) -> None:
-        if svc.busy and svc.op_name == "stop":
-            await asyncio.wait([svc.op])  # type: ignore[list-item]
-            return
-        if not svc.busy and not svc.running and svc.monitoring == NOT_MONITORED:
-            return
-        await asyncio.wait([self._launch(svc, "stop", lambda: self._stop_op(svc))])
-
-    async def _start_op(self, svc: Service) -> None:
-        for dep in svc.cfg.depends_on:
-            await self._ensure_started(self.services[dep])
-        if svc.monitoring == NOT_MONITORED:
-            svc.monitoring = INITIALIZING
-        if not svc.is_process:
-            return
-        if svc.running:
-            logger.info("Process '{}' is already running (pid {})", svc.name, svc.current_pid)
-            return
-        await self._spawn(svc)
-
-    async def _restart_op(self, svc: Service) -> None:
-        if svc.is_process:
-            logger.info("Restarting '{}'", svc.name)
-            await svc.terminate()
-        await self._start_op(svc)
-
-    async def _stop_op(self, svc: Service) -> None:
-        svc.monitoring = NOT_MONITORED
-        await asyncio.gather(*(self._ensure_stopped(d) for d in self.dependants[svc.name]))
-        if svc.is_process and (svc.running or svc.child is not None):
-            await svc.terminate()
-            logger.info("Stopped '{}'", svc.name)
-
-    async def _spawn(self, svc: Service) -> None:
-        """Start the process and wait until its network checks pass (or start_timeout)."""
-        cfg = svc.cfg
-        deadline = time.monotonic() + cfg.start_timeout  # type: ignore[union-attr]
-        try:
-            await svc.spawn()
-        except StartError as e:
-            self._start_failed(svc, str(e))
-            return
-        logger.info("Started '{}' (pid {})", svc.name, svc.current_pid)
-        problem = await self._wait_ready(svc, deadline)
-        svc.reset_checks()
-        if problem:
-            self._start_failed(svc, problem)
-        else:
-            svc.status = "OK"
-
-    def _start_failed(self, svc: Service, why: str) -> None:
-        svc.exec_error = why
-        svc.status = "Execution failed"
-        self.alerts.raise_(svc.name, "exec", "failed", f"failed to start: {why}")
-
-    async def _wait_ready(self, svc: Service, deadline: float) -> str | None:
-        """Poll the network checks until they all pass; the reason when they do not in time."""
-        assert self._session is not None
-        runs = [run for run in svc.checks if run.kind in NETWORK_KINDS]
-        interval = min(0.1, self.config.cycle / 2)
-        while True:
-            if not svc.running:
-                return f"process exited ({svc.last_exit or 'gone'})"
-            left = deadline - time.monotonic()
-            try:
-                async with asyncio.timeout(max(left, 0.01)):
-                    results = await asyncio.gather(*(svc.probe(run, self._session) for run in runs))
-            except TimeoutError:
-                results = [Result(False, "check timed out")]
-            failed = [r for r in results if not r.ok]
-            if not failed:
-                return None
-            if time.monotonic() >= deadline:
-                return (f"not ready after {svc.cfg.start_timeout:g} s: "  # type: ignore[union-attr]
-                        f"{failed[0].message}")
-            if svc.child is not None:
-                await svc.child.wait(interval)
-            else:
-                await asyncio.sleep(interval)
+    # -- monitoring ---------------------------------------------------------------------
 
     def _monitor(self, svc: Service) -> None:
         svc.monitoring = INITIALIZING

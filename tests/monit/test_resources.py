@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fobs.components.process import CLOCK_TICKS, PAGE_SIZE, ProcFS, descendants
 from fobs.syslog_agg.monit import CpuCheck, MemoryCheck, ProcessConfig
-from fobs.syslog_agg.monit.procfs import CLOCK_TICKS, PAGE_SIZE, ProcFS, descendants
 from tests.monit.conftest import svc
 
 
