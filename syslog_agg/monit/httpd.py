@@ -9,7 +9,7 @@ POST /service/{name}/{action}  start, stop, restart, monitor or unmonitor (202; 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from aiohttp import web
 
@@ -17,9 +17,15 @@ from fobs.components import auth
 from fobs.components.config import host_port
 from fobs.syslog_agg.monit import render
 from fobs.syslog_agg.monit.config import HttpConfig
+from fobs.syslog_agg.monit.errors import Stopping, UnknownAction, UnknownService
 
-if TYPE_CHECKING:
-    from fobs.syslog_agg.monit.supervisor import Supervisor
+
+class Control(Protocol):
+    """What the status server needs of the supervisor (and all it may touch)."""
+
+    def status(self) -> dict[str, Any]: ...
+
+    def request(self, name: str, action: str) -> object: ...
 
 
 @dataclass
@@ -31,7 +37,7 @@ class StatusServer:
         await self.runner.cleanup()
 
 
-async def serve(sup: Supervisor, cfg: HttpConfig) -> StatusServer:
+async def serve(sup: Control, cfg: HttpConfig) -> StatusServer:
     """Bind the status server (port 0 = ephemeral; the URL says which port was taken)."""
     middlewares = [auth.middleware(cfg.user, cfg.password, realm="fobs monit")] if cfg.user else []
     app = web.Application(middlewares=middlewares)
@@ -54,7 +60,7 @@ async def serve(sup: Supervisor, cfg: HttpConfig) -> StatusServer:
 
 
 class _Routes:
-    def __init__(self, sup: Supervisor) -> None:
+    def __init__(self, sup: Control) -> None:
         self.sup = sup
 
     async def page(self, request: web.Request) -> web.Response:
@@ -70,15 +76,14 @@ class _Routes:
         return web.json_response(status)
 
     async def control(self, request: web.Request) -> web.Response:
-        from fobs.syslog_agg.monit.supervisor import UnknownService
         name, action = request.match_info["name"], request.match_info["action"]
         try:
             self.sup.request(name, action)
         except UnknownService:
             return web.json_response({"error": f"no service named {name!r}"}, status=404)
-        except ValueError as e:
+        except UnknownAction as e:
             return web.json_response({"error": str(e)}, status=400)
-        except RuntimeError as e:
+        except Stopping as e:
             return web.json_response({"error": str(e)}, status=503)
         if "text/html" in request.headers.get("Accept", ""):
             raise web.HTTPSeeOther("/")  # a button on the status page
