@@ -14,7 +14,7 @@ from typing import Any
 from fobs.collector.config import CollectorConfig
 from fobs.collector.config import load_config as load_file
 from fobs.components import daemon
-from fobs.components.config import ConfigError
+from fobs.components.config import ConfigError, credentials_flag
 from fobs.components.logs import process_logging
 
 DEFAULT_STATUS_URL = "http://127.0.0.1:9190"
@@ -165,12 +165,7 @@ def check(config: CollectorConfig) -> int:
 
 def status(args: argparse.Namespace) -> int:
     from fobs.collector.status import fetch_targets, print_components
-    credentials = None
-    if args.credentials:
-        user, sep, password = args.credentials.partition(":")
-        if not sep or not user:
-            raise ConfigError("--credentials: expected USER:PASS")
-        credentials = (user, password)
+    credentials = credentials_flag(args.credentials) if args.credentials else None
     try:
         document = fetch_targets(args.collector, credentials=credentials)
     except (OSError, ValueError) as e:

@@ -22,7 +22,7 @@ from fobs.collector.historians.config import (
     Kind,
 )
 from fobs.collector.output import OutputOptions
-from fobs.components.config import ConfigError, host_port, load, positive
+from fobs.components.config import ConfigError, host_port, load, positive, user_and_password
 from fobs.components.runtime import ComponentConfig
 
 DEFAULT_DEPLOYMENT = "untitled_dev"        # Cloud Foundry's collector default
@@ -191,8 +191,7 @@ class StatusConfig:
     def validate(self) -> None:
         if self.address:
             host_port(self.address, "address")
-        if bool(self.user) != bool(self.password):
-            raise ConfigError("user: user and password go together (or leave both empty)")
+        user_and_password(self.user, self.password)
 
 
 # One `[[outputs.<kind>]]` entry: the historian's keys and its running output's keys in one

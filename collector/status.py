@@ -18,7 +18,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -29,10 +28,9 @@ from fobs.collector.config import StatusConfig
 from fobs.collector.registry import Registry
 from fobs.collector.scrape import Scraper
 from fobs.collector.target import EndpointState, Target
-from fobs.components import auth
+from fobs.components import auth, server
 from fobs.components.config import ConfigError, host_port
 
-Health = Callable[[], Awaitable[list[str]]]
 NEVER = "0001-01-01T00:00:00Z"      # what Prometheus shows for a target not yet scraped
 
 
@@ -93,50 +91,34 @@ class StatusServer:
     """Serves the status API; `address` is the bound "host:port" once started."""
 
     def __init__(self, config: StatusConfig, registry: Registry, scraper: Scraper,
-                 health: Health) -> None:
+                 health: server.Health) -> None:
         self.config = config
         self.registry = registry
         self.scraper = scraper
         self.health = health
         self.address = ""
-        self._runner: web.AppRunner | None = None
+        self._server: server.Server | None = None
 
     async def start(self) -> None:
-        middlewares = []
-        if self.config.user:
-            middlewares.append(auth.middleware(self.config.user, self.config.password,
-                                               realm="fobs-collector"))
-        app = web.Application(middlewares=middlewares)
-        app.router.add_get("/api/v1/targets", self._targets)
-        app.router.add_get("/healthz", self._healthz)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
-        await self._runner.setup()
         host, port = host_port(self.config.address, "status.address")
+        credentials = (self.config.user, self.config.password) if self.config.user else None
         try:
-            await web.TCPSite(self._runner, host, port).start()
+            self._server = await server.serve(
+                host, port, [("GET", "/api/v1/targets", self._targets)],
+                credentials=credentials, realm="fobs-collector", health=self.health)
         except OSError as e:
-            await self._runner.cleanup()
-            self._runner = None
             raise ConfigError(f"status.address: cannot listen on {self.config.address}: "
                               f"{e.strerror}") from None
-        bound = self._runner.addresses[0]
-        self.address = f"{bound[0]}:{bound[1]}"
+        self.address = f"{self._server.host}:{self._server.port}"
         logger.info("Collector status API on http://{}/api/v1/targets", self.address)
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
 
     async def _targets(self, request: web.Request) -> web.Response:
         return web.json_response(targets_document(self.registry, self.scraper))
-
-    async def _healthz(self, request: web.Request) -> web.Response:
-        reasons = await self.health()
-        if reasons:
-            return web.Response(status=503, text="\n".join(reasons) + "\n")
-        return web.Response(text="ok")
 
 
 # -- client side (fobs status, fobs collector --check) -------------------------------------

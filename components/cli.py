@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fobs.components import daemon
-from fobs.components.config import ConfigError, host_port, load
+from fobs.components.config import credentials_flag, host_port, load
 from fobs.components.logs import process_logging
 from fobs.components.runtime import Component, ComponentConfig
 
@@ -55,11 +55,7 @@ def _common_flags(p: argparse.ArgumentParser) -> None:
 
 def component_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Dotted-key overrides of ComponentConfig from the shared flags."""
-    user = password = None
-    if args.credentials:
-        user, sep, password = args.credentials.partition(":")
-        if not sep or not user or not password:
-            raise ConfigError("--credentials: expected USER:PASS")
+    user, password = credentials_flag(args.credentials) if args.credentials else (None, None)
     if args.syslog:
         host_port(args.syslog, "--syslog")
     return {

@@ -188,3 +188,17 @@ def nats_subject(value: str, key: str) -> None:
     if not value or any(c in value for c in " \t*>") or ".." in value \
             or value.startswith(".") or value.endswith("."):
         raise ConfigError(f"{key}: not a NATS subject: {value!r}")
+
+
+def user_and_password(user: str, password: str) -> None:
+    """Raise ConfigError unless basic auth's user and password are both set or both empty."""
+    if bool(user) != bool(password):
+        raise ConfigError("user: user and password go together (or leave both empty)")
+
+
+def credentials_flag(value: str, flag: str = "--credentials") -> tuple[str, str]:
+    """(user, password) from a `USER:PASS` flag; both parts are needed."""
+    user, sep, password = value.partition(":")
+    if not sep or not user or not password:
+        raise ConfigError(f"{flag}: expected USER:PASS")
+    return user, password

@@ -24,9 +24,9 @@ from typing import Any
 from aiohttp import web
 from loguru import logger
 
-from fobs.components import auth, exposition, wire
+from fobs.components import auth, exposition, server, wire
 from fobs.components.bus import Bus, NatsConfig
-from fobs.components.config import ConfigError
+from fobs.components.config import ConfigError, user_and_password
 from fobs.components.logs import SyslogConfig, process_logging
 from fobs.components.metrics import DECLARATIONS_KEY, Registry, overlay
 from fobs.components.process import ProcessStats
@@ -57,8 +57,7 @@ class ComponentConfig:
             raise ConfigError(f"index: must be 0 or more, got {self.index}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port: must be 0..65535, got {self.port}")
-        if bool(self.user) != bool(self.password):
-            raise ConfigError("user: user and password go together (or leave both empty)")
+        user_and_password(self.user, self.password)
         from fobs.components.logs import SEVERITY
         if self.log_level.upper() not in SEVERITY:
             raise ConfigError(f"log_level: must be one of {', '.join(SEVERITY)}, "
@@ -98,10 +97,10 @@ class Component:
         self._refresh_hooks: list[RefreshHook] = []
         self._health_checks: dict[str, HealthCheck] = {}
         self._hidden_from_metrics: set[str] = set()
-        self._routes: list[tuple[str, str, Callable[..., Awaitable[web.StreamResponse]]]] = []
+        self._routes: list[server.Route] = []
         self._bus = bus
         self._owns_bus = bus is None
-        self._runner: web.AppRunner | None = None
+        self._server: server.Server | None = None
         self._subscriptions: list[Any] = []
         self._snapshot: dict[str, Any] | None = None
         self._snapshot_json = b""
@@ -149,7 +148,7 @@ class Component:
 
     async def stop(self) -> None:
         """Say goodbye on NATS, stop serving. Closes NATS only if this component opened it."""
-        if self._runner is None:
+        if self._server is None:
             return  # not started, or already stopped
         if self._bus is not None:
             if self.announce in self._bus.reconnect_hooks:
@@ -163,9 +162,9 @@ class Component:
             await self._publish(wire.UNREGISTER, self._identity())
             if self._owns_bus:
                 await self._bus.close()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.close()
+            self._server = None
         self.log.info("Component {} stopped", self.uuid)
 
     async def announce(self) -> None:
@@ -259,12 +258,6 @@ class Component:
         self.snapshot()
         return web.Response(body=self._snapshot_json, content_type="application/json")
 
-    async def _healthz(self, request: web.Request) -> web.Response:
-        reasons = await self.health()
-        if reasons:
-            return web.Response(status=503, text="\n".join(reasons) + "\n")
-        return web.Response(text="ok")
-
     async def _metrics(self, request: web.Request) -> web.Response:
         labels = {"type": self.type, "index": str(self.index)}
         declared, names = exposition.render_registry(self.metrics, labels)
@@ -274,18 +267,11 @@ class Component:
                             headers={"X-Content-Type-Options": "nosniff"})
 
     async def _start_http(self) -> None:
-        app = web.Application(middlewares=[
-            auth.middleware(*self.credentials, realm=f"{self.type}/{self.index}")])
-        app.router.add_get("/varz", self._varz)
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/metrics", self._metrics)
-        for method, path, handler in self._routes:
-            app.router.add_route(method, path, handler)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, self.config.host, self.config.port).start()
-        port = self._runner.addresses[0][1]
+        self._server = await server.serve(
+            self.config.host, self.config.port,
+            [("GET", "/varz", self._varz), ("GET", "/metrics", self._metrics), *self._routes],
+            credentials=self.credentials, realm=f"{self.type}/{self.index}", health=self.health)
+        port = self._server.port
         address = self.config.announce_host or self.config.host
         if address in ("0.0.0.0", "::", ""):
             address = local_ip()

@@ -23,7 +23,7 @@ from fobs.collector.handlers import contexts
 from fobs.collector.handlers.component import KEYS as COMPONENT_KEYS
 from fobs.collector.handlers.recorder import Fields, Recorder
 from fobs.collector.handlers.registry import GENERIC, register
-from fobs.collector.handlers.values import to_float
+from fobs.collector.handlers.values import UNBOUNDED, to_float
 
 MEASUREMENT = "varz"
 MAX_FIELDS = 256
@@ -33,8 +33,6 @@ MAX_NODES = 4_096
 MAX_SEGMENT = 48
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-_IDENTITY = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-|[0-9a-fA-F]{16}|\d{1,3}[._]\d{1,3}[._]\d{1,3}[._]\d{1,3}")
 
 
 @register(GENERIC)
@@ -97,7 +95,7 @@ def _enqueue(queue: deque[tuple[str, Any, int]], prefix: str, value: Mapping[str
 
 def _segment(key: object) -> str | None:
     text = str(key)
-    if not text or len(text) > MAX_SEGMENT or _IDENTITY.search(text):
+    if not text or len(text) > MAX_SEGMENT or UNBOUNDED.search(text):
         return None
     return _UNSAFE.sub("_", text)
 

@@ -22,9 +22,10 @@ _INTEGER = re.compile(r"[+-]?\d{1,19}")
 # Tag values: short printable words. Anything else (control characters, quotes, long text) is
 # refused rather than escaped, because a tag that needs escaping is rarely a bounded category.
 _TAG_VALUE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_ .:/+@-]{0,63}")
-# Values that look like identities of unbounded things: UUIDs, long hex ids, IPv4 addresses.
-_UNBOUNDED = re.compile(
-    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-|[0-9a-fA-F]{16}|\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}")
+# Text that names one of an unbounded set of things: a UUID, a long hex id, an IPv4 address
+# (also with "_" for ".", as it appears in keys). Such a value is no tag, such a key no field.
+UNBOUNDED = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-|[0-9a-fA-F]{16}|\d{1,3}[._]\d{1,3}[._]\d{1,3}[._]\d{1,3}")
 
 
 def to_float(raw: object) -> float | None:
@@ -76,7 +77,7 @@ def tag_value(raw: object) -> str | None:
         return str(raw)
     if not isinstance(raw, str) or len(raw) > MAX_TAG_VALUE:
         return None
-    if not _TAG_VALUE.fullmatch(raw) or _UNBOUNDED.search(raw):
+    if not _TAG_VALUE.fullmatch(raw) or UNBOUNDED.search(raw):
         return None
     return raw
 

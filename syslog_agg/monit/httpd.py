@@ -8,12 +8,11 @@ POST /service/{name}/{action}  start, stop, restart, monitor or unmonitor (202; 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from fobs.components import auth
+from fobs.components import server
 from fobs.components.config import host_port
 from fobs.syslog_agg.monit import render
 from fobs.syslog_agg.monit.config import HttpConfig
@@ -28,35 +27,18 @@ class Control(Protocol):
     def request(self, name: str, action: str) -> object: ...
 
 
-@dataclass
-class StatusServer:
-    runner: web.AppRunner
-    url: str
-
-    async def close(self) -> None:
-        await self.runner.cleanup()
-
-
-async def serve(sup: Control, cfg: HttpConfig) -> StatusServer:
+async def serve(sup: Control, cfg: HttpConfig) -> server.Server:
     """Bind the status server (port 0 = ephemeral; the URL says which port was taken)."""
-    middlewares = [auth.middleware(cfg.user, cfg.password, realm="fobs monit")] if cfg.user else []
-    app = web.Application(middlewares=middlewares)
     routes = _Routes(sup)
-    app.router.add_get("/", routes.page)
-    app.router.add_get("/status", routes.status)
-    app.router.add_get("/status/{name}", routes.status)
-    app.router.add_post("/service/{name}/{action}", routes.control)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
     host, port = host_port(cfg.address, "http.address")
     try:
-        await web.TCPSite(runner, host, port).start()
+        return await server.serve(
+            host, port, [("GET", "/", routes.page), ("GET", "/status", routes.status),
+                         ("GET", "/status/{name}", routes.status),
+                         ("POST", "/service/{name}/{action}", routes.control)],
+            credentials=(cfg.user, cfg.password) if cfg.user else None, realm="fobs monit")
     except OSError as e:
-        await runner.cleanup()
         raise OSError(e.errno, f"cannot listen on {cfg.address}: {e.strerror}") from None
-    bound_host, bound_port = runner.addresses[0][:2]
-    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    return StatusServer(runner, f"http://{shown}:{bound_port}")
 
 
 class _Routes:

@@ -139,8 +139,8 @@ async def test_a_target_that_stops_answering_is_kept_and_reported_down(
     collector = await make_collector(collector_config([nats_server.url]))
     outputs: MemoryOutputs = collector.outputs  # type: ignore[assignment]
     await outputs.wait_for(lambda: first_varz_scrape(outputs, "DEA", 0) is not None)
-    await comp._runner.cleanup()     # HTTP gone, still on NATS (answers discover)
-    comp._runner = None
+    await comp._server.close()       # HTTP gone, still on NATS (answers discover)
+    comp._server = None
     await outputs.wait_for(lambda: any(p.fields.get("error") == "refused"
                                        for p in outputs.scrapes(job="DEA", endpoint="varz")))
     down = [p for p in outputs.scrapes(job="DEA") if p.fields["up"] == 0]
