@@ -1,4 +1,5 @@
-"""The supervisor as a component: type `Supervisor` on NATS, its services in /varz, alerts out.
+"""The supervisor as a component: type `Supervisor` on NATS, its services in /varz (declared in
+metrics.py), alerts out.
 
 NATS may be down when the supervisor starts, and the runtime's connect waits for it; so all of
 this happens in a background task, and supervision never waits for NATS.
@@ -13,48 +14,13 @@ from typing import Any
 from loguru import logger
 
 from fobs.components.bus import Bus
+from fobs.components.metrics import Registry
 from fobs.components.runtime import Component, ComponentConfig
 from fobs.syslog_agg.monit.alerts import Alerts
+from fobs.syslog_agg.monit.metrics import declare, free_varz
 
 COMPONENT_TYPE = "Supervisor"
 CLOSE_TIMEOUT = 5.0
-
-
-def varz_fields(status: dict[str, Any]) -> dict[str, Any]:
-    """The supervisor's own varz: per-service figures plus totals (fixed types per field)."""
-    from fobs.syslog_agg.monit.render import state_group
-    services = {}
-    groups = {"up": 0, "down": 0, "initialising": 0, "unmonitored": 0}
-    for svc in status["services"]:
-        group = state_group(svc)
-        groups[group] += 1
-        services[svc["name"]] = {
-            "type": svc["type"],
-            "status": svc["status"],
-            "monitoring_status": svc["monitoring_status"],
-            "up": 1 if group == "up" else 0,
-            "restarts": svc["restarts"],
-            "pid": svc["pid"] or 0,
-            "uptime": float(svc["uptime"] or 0.0),
-            "cpu": float(svc["cpu"] or 0.0),
-            "memory": int(svc["memory"] or 0),
-            "memory_total": int(svc["memory_total"] or 0),
-            "children": int(svc["children"] or 0),
-        }
-    sup = status["supervisor"]
-    return {
-        "services": services,
-        "services_total": len(services),
-        "services_up": groups["up"],
-        "services_down": groups["down"],
-        "services_initialising": groups["initialising"],
-        "services_unmonitored": groups["unmonitored"],
-        "cycle_seconds": float(sup["cycle"]),
-        "cycles": sup["cycles"],
-        "alerts_raised": sup["alerts"]["raised"],
-        "alerts_published": sup["alerts"]["published"],
-        "alert_publish_errors": sup["alerts"]["publish_errors"],
-    }
 
 
 class Registration:
@@ -77,8 +43,10 @@ class Registration:
         try:
             self.bus = await Bus.connect(cfg.nats, f"{COMPONENT_TYPE}/{cfg.index}")
             self.alerts.attach(self.bus.client)
-            comp = Component(COMPONENT_TYPE, cfg, bus=self.bus)
-            comp.on_refresh(lambda varz: varz.update(varz_fields(self.status())))
+            registry = Registry()
+            declare(registry, self.status)
+            comp = Component(COMPONENT_TYPE, cfg, bus=self.bus, registry=registry)
+            comp.on_refresh(lambda varz: varz.update(free_varz(self.status())))
             comp.add_health_check("services", self._health)
             await comp.start()
             self.component = comp
