@@ -1,4 +1,7 @@
-"""`fobs component <kind>` — run one reference component, or a fleet of them in one process."""
+"""`fobs component <kind>` — run one reference component, or a fleet of them in one process.
+
+The flags and the config file are read here, for both; running a fleet is `fleet.py`'s.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +11,10 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from fobs.components import daemon
-from fobs.components.config import credentials_flag, host_port, load
+from fobs.components import daemon, fleet, reference
+from fobs.components.config import ConfigError, credentials_flag, host_port, load
 from fobs.components.logs import process_logging
 from fobs.components.runtime import Component, ComponentConfig
-
-KINDS = ("dea", "router", "stager")
-
-
-def _reference() -> dict[str, tuple[Any, Any]]:
-    from fobs.components.reference import COMPONENTS
-    return COMPONENTS
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,8 +30,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         p.add_argument("--index", type=int, help="component index (default 0)")
         _common_flags(p)
         p.set_defaults(handler=run_one)
-    from fobs.components import fleet
-    fleet.add_command(kinds, _common_flags)
+    p = kinds.add_parser(
+        "fleet", help="many simulated components in one process (load tests)",
+        description="Host many reference components in one process; each has its own port, "
+                    "uuid and NATS registration.")
+    p.add_argument("--count", type=int, default=100, help="number of components (default 100)")
+    p.add_argument("--mix", default="dea=8,router=2,stager=1",
+                   help="relative share of each kind, e.g. dea=2,router=1 "
+                        "(default dea=8,router=2,stager=1)")
+    p.add_argument("--targets-file", type=Path, metavar="FILE",
+                   help="write the fleet's /metrics targets as Prometheus file_sd JSON")
+    p.add_argument("--no-simulation", action="store_true",
+                   help="serve the runtime's generic varz only (no workload), for scrape "
+                        "benchmarks")
+    _common_flags(p)
+    p.set_defaults(handler=run_fleet)
 
 
 def _common_flags(p: argparse.ArgumentParser) -> None:
@@ -91,15 +100,14 @@ def file_config(sim_configs: dict[str, type], args: argparse.Namespace
 
 
 def run_one(args: argparse.Namespace) -> int:
-    sim_config_cls = _reference()[args.kind][1]
+    sim_config_cls = reference.COMPONENTS[args.kind][1]
     comp_config, sims = file_config({args.kind: sim_config_cls}, args)
     sim_config = sims[args.kind]
     process_logging().configure(comp_config.log_level, comp_config.syslog)
 
     async def main(stop: asyncio.Event) -> int:
-        from fobs.components.reference import TYPES, create
-        comp = Component(TYPES[args.kind], comp_config)
-        sim = create(args.kind, comp, sim_config)
+        comp = Component(reference.TYPES[args.kind], comp_config)
+        sim = reference.create(args.kind, comp, sim_config)
         await comp.start()
         task = asyncio.create_task(sim.run())
         stopped = asyncio.create_task(stop.wait())
@@ -115,3 +123,17 @@ def run_one(args: argparse.Namespace) -> int:
         return 0 if stop.is_set() else 1
 
     return daemon.run(main)
+
+
+def run_fleet(args: argparse.Namespace) -> int:
+    if args.count < 1:
+        raise ConfigError("--count: must be at least 1")
+    kinds = fleet.plan(args.count, fleet.parse_mix(args.mix))
+    simulated = {} if args.no_simulation else reference.COMPONENTS
+    base_config, sim_configs = file_config({k: v[1] for k, v in simulated.items()}, args)
+    if base_config.port:
+        raise ConfigError("--port: a fleet uses ephemeral ports; leave port unset")
+    process_logging().configure(base_config.log_level, base_config.syslog)
+    return daemon.run(lambda stop: fleet.run(kinds, base_config, sim_configs, stop,
+                                             simulate=not args.no_simulation,
+                                             targets_file=args.targets_file))

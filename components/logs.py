@@ -20,7 +20,7 @@ import socket
 import sys
 from collections import Counter, deque
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, Literal
 
 from loguru import logger
@@ -223,7 +223,3 @@ def process_logging() -> Logging:
     if _process_logging is None:
         _process_logging = Logging()
     return _process_logging
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -142,13 +142,14 @@ async def test_bad_flags_are_one_line_errors(nats_server: NatsServer) -> None:
 
 def test_fleet_config_file_takes_every_kinds_section(tmp_path: Path) -> None:
     from fobs.cli import build_parser as build_parser_for_tests
-    from fobs.components.cli import _reference, file_config
+    from fobs.components.cli import file_config
+    from fobs.components.reference import COMPONENTS
     config = tmp_path / "fleet.toml"
     config.write_text('[component]\nlog_level = "DEBUG"\n[component.nats]\n'
                       'servers = ["nats://127.0.0.1:1"]\n[dea]\n[router]\n[stager]\n')
     args = build_parser_for_tests().parse_args(
         ["component", "fleet", "--config", str(config), "--nats", "nats://127.0.0.1:2"])
-    reference = _reference()
+    reference = COMPONENTS
     comp, sims = file_config({k: v[1] for k, v in reference.items()}, args)
     assert comp.log_level == "DEBUG"
     assert comp.nats.servers == ("nats://127.0.0.1:2",)  # the flag overrides the file
