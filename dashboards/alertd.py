@@ -22,10 +22,11 @@ from loguru import logger
 
 from fobs.components.config import ConfigError, nats_subject, positive
 from fobs.components.runtime import Component, ComponentConfig
+from fobs.dashboards.errors import RuleError
 from fobs.dashboards.evaluator import Alert, Evaluator
 from fobs.dashboards.influx import InfluxQuery
 from fobs.dashboards.notify import AlertmanagerNotifier, NatsNotifier
-from fobs.dashboards.rules import Rule, RuleError, load_rules
+from fobs.dashboards.rules import Rule, load_rules
 
 COMPONENT_TYPE = "AlertEvaluator"
 

@@ -22,7 +22,8 @@ from typing import Any
 
 from fobs.components.config import ConfigError
 from fobs.dashboards import grafana
-from fobs.dashboards.rules import Rule, RuleError, load_rules
+from fobs.dashboards.errors import RuleError
+from fobs.dashboards.rules import Rule, load_rules
 
 DASHBOARD_DIR = Path(__file__).parent
 SUFFIX = ".dashboard.py"

@@ -17,12 +17,9 @@ import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from fobs.dashboards.influxql import variables_in
+from fobs.dashboards.influxql import GRAFANA_MACROS, variables_in
 
 WIDTH = 24
-GRAFANA_MACROS = {"timeFilter", "__interval", "__interval_ms", "interval", "__range",
-                  "__range_s", "__range_ms", "__rate_interval", "__from", "__to",
-                  "__dashboard", "__org", "__user", "__name", "timeFrom", "timeTo"}
 
 
 def panels(dashboard: Mapping[str, Any]) -> Iterator[dict[str, Any]]:

@@ -226,7 +226,8 @@ def run_rule_tests(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from fobs.dashboards.rules import RuleError, load_rules
+    from fobs.dashboards.errors import RuleError
+    from fobs.dashboards.rules import load_rules
     try:
         rules = load_rules(args.rules or ())
     except RuleError as e:

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from loguru import logger
 
+from fobs.dashboards.errors import QueryFailed
 from fobs.dashboards.influxql import TimeRange, interpolate
 from fobs.dashboards.rules import Rule
 
@@ -37,10 +38,6 @@ class Series(NamedTuple):
 
 
 QueryFunc = Callable[[str, float], Awaitable[list[Series]]]
-
-
-class QueryFailed(RuntimeError):
-    """The query function could not get an answer (unreachable, HTTP error, bad statement)."""
 
 
 @dataclass

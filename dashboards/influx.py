@@ -1,19 +1,29 @@
 """The evaluator's QueryFunc for InfluxDB 1.x: InfluxQL over `POST /query`, answers as Series.
 
+Writing is not here: `write_lines` hands line protocol to the collector's InfluxDB 1.x
+historian (collector/historians/influxdb_v1.py), the one `/write` client, and turns its
+categorised errors into QueryFailed.
+
 Usage:
 
     async with InfluxQuery("http://127.0.0.1:8086", "fobs") as query:
         series = await query('SELECT last("up") FROM "scrape" WHERE time >= … GROUP BY "job"', t)
+    await write_lines("http://127.0.0.1:8086", "fobs_test", ['m,host=a v=1 1000000000'])
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import TracebackType
 from typing import Any
 
 import aiohttp
 
-from fobs.dashboards.evaluator import QueryFailed, Series
+from fobs.collector.historians.config import InfluxV1Config
+from fobs.collector.historians.errors import HistorianError
+from fobs.collector.historians.influxdb_v1 import InfluxV1
+from fobs.dashboards.errors import QueryFailed
+from fobs.dashboards.evaluator import Series
 
 
 class InfluxQuery:
@@ -53,7 +63,8 @@ class InfluxQuery:
             async with self._session.post(f"{self.url}/query", data=data) as resp:
                 body = await resp.json(content_type=None)
         except (TimeoutError, aiohttp.ClientError, ValueError) as e:
-            raise QueryFailed(f"InfluxDB at {self.url}: {type(e).__name__}: {e}".rstrip(": "))
+            raise QueryFailed(
+                f"InfluxDB at {self.url}: {type(e).__name__}: {e}".rstrip(": ")) from None
         if not isinstance(body, dict):
             raise QueryFailed(f"InfluxDB at {self.url}: unexpected answer {body!r:.200}")
         if body.get("error"):
@@ -75,18 +86,24 @@ class InfluxQuery:
                               [(int(row[0]), row[1]) for row in raw.get("values") or []]))
         return out
 
-    async def write(self, lines: list[str], database: str) -> None:
-        """Write line protocol (ns precision); used by the rule test runner."""
-        if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=self.timeout)
-        params = {"db": database, "precision": "ns"}
-        try:
-            for start in range(0, len(lines), 5000):
-                body = "\n".join(lines[start:start + 5000]).encode()
-                async with self._session.post(f"{self.url}/write", params=params,
-                                              data=body) as resp:
-                    if resp.status != 204:
-                        raise QueryFailed(f"InfluxDB write: HTTP {resp.status}: "
-                                          f"{(await resp.text())[:300]}")
-        except (TimeoutError, aiohttp.ClientError) as e:
-            raise QueryFailed(f"InfluxDB at {self.url}: {type(e).__name__}: {e}") from None
+
+WRITE_BATCH = 5000  # lines per POST /write
+
+
+async def write_lines(url: str, database: str, lines: Sequence[str], *, username: str = "",
+                      password: str = "", timeout: float = 10.0) -> None:
+    """Write line protocol (ns precision) to an existing database; used by the rule test runner.
+
+    No CREATE DATABASE on a missing database (the caller made it) and no gzip (tests write a
+    few thousand lines to a local server); a refused write is QueryFailed with the server's reason.
+    """
+    historian = InfluxV1(InfluxV1Config(url=url, database=database, username=username,
+                                        password=password, create_database=False, gzip=False,
+                                        timeout=timeout))
+    try:
+        for start in range(0, len(lines), WRITE_BATCH):
+            await historian.write("\n".join(lines[start:start + WRITE_BATCH]).encode())
+    except HistorianError as e:
+        raise QueryFailed(f"InfluxDB at {url}: {e}") from None
+    finally:
+        await historian.close()

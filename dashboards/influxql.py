@@ -18,16 +18,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from fobs.dashboards.errors import QueryError
+
 _VARIABLE = re.compile(r"\$(\w+)|\[\[(\w+)\]\]|\$\{(\w+)\}")
 _REGEX_SPECIAL = re.compile(r"[\\/$^*{}\[\]'+?.()|]")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w|y)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800,
                  "y": 31536000}
-MACROS = ("timeFilter", "__interval", "__interval_ms", "interval")
-
-
-class QueryError(ValueError):
-    """A query refers to an undefined variable or has a malformed macro."""
 
 
 def parse_duration(text: str) -> float:
@@ -111,19 +108,32 @@ class Variable:
         return escaped[0] if len(escaped) == 1 else "(" + "|".join(escaped) + ")"
 
 
-def interpolate(query: str, time_range: TimeRange, interval: float,
-                variables: Mapping[str, Variable | str | Sequence[str]] | None = None) -> str:
-    """Substitute Grafana's macros and `variables` in `query`; unknown `$names` raise QueryError.
+def macros(time_range: TimeRange, interval: float) -> dict[str, str]:
+    """Grafana's InfluxQL macros that fobs substitutes, by name, for one query's range.
 
     `interval` (seconds) is what Grafana computed for `$__interval` (an alert rule's intervalMs,
     or the dashboard range divided by the panel width).
     """
-    known: dict[str, str] = {
+    return {
         "timeFilter": time_range.filter(),
         "__interval": interval_string(interval),
         "interval": interval_string(interval),
         "__interval_ms": str(_ms(interval)),
     }
+
+
+# The names `macros` fills in: all an alert rule may use, since fobs evaluates rules itself.
+MACROS = frozenset(macros(TimeRange(0.0, 0.0), 1.0))
+# Every macro Grafana fills in for an InfluxDB panel: a dashboard may use these too.
+GRAFANA_MACROS = MACROS | {"__range", "__range_s", "__range_ms", "__rate_interval", "__from",
+                           "__to", "__dashboard", "__org", "__user", "__name", "timeFrom",
+                           "timeTo"}
+
+
+def interpolate(query: str, time_range: TimeRange, interval: float,
+                variables: Mapping[str, Variable | str | Sequence[str]] | None = None) -> str:
+    """Substitute `macros` and `variables` in `query`; unknown `$names` raise QueryError."""
+    known = macros(time_range, interval)
     for name, value in (variables or {}).items():
         if isinstance(value, str):
             value = Variable((value,), multi=False)

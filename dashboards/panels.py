@@ -60,7 +60,7 @@ def templating(measurement: str, job: str | None = None) -> core.Templating:
 def targets(*queries: str | tuple[str, str]) -> list[InfluxQLTarget]:
     """InfluxQL targets with refIds A, B, …; a query may come with an alias: (query, alias)."""
     out = []
-    for ref, item in zip(REF_IDS, queries):
+    for ref, item in zip(REF_IDS, queries, strict=False):
         query, alias = (item, "") if isinstance(item, str) else item
         out.append(InfluxQLTarget(refId=ref, query=query, alias=alias, datasource=DATASOURCE))
     return out

@@ -22,8 +22,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fobs.dashboards.influxql import parse_duration, variables_in
-from fobs.dashboards.templates import Template, TemplateError
+from fobs.dashboards.errors import RuleError, TemplateError
+from fobs.dashboards.influxql import MACROS, parse_duration, variables_in
+from fobs.dashboards.templates import Template
 
 REDUCERS: dict[str, Callable[[list[float]], float]] = {
     "last": lambda v: v[-1],
@@ -42,12 +43,7 @@ PROMQL_OVER_TIME = {"last": "last_over_time", "mean": "avg_over_time", "max": "m
                     "min": "min_over_time", "sum": "sum_over_time", "count": "count_over_time"}
 _CONDITION = re.compile(r"\s*(>=|<=|==|!=|>|<)\s*([-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*$")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
-ALLOWED_MACROS = {"timeFilter", "__interval", "__interval_ms", "interval"}
 SHIPPED = Path(__file__).with_name("fobs.rules.py")
-
-
-class RuleError(ValueError):
-    """A rule definition that cannot work; the message names the rule."""
 
 
 @dataclass(frozen=True)
@@ -92,10 +88,10 @@ class Rule:
         if re.search(r"\bnow\(\)", self.query, re.I):
             raise RuleError(f"{where}: use $timeFilter, not now(): the evaluation time "
                             f"replaces now() so that tests can run on their own clock")
-        unknown = variables_in(self.query) - ALLOWED_MACROS
+        unknown = variables_in(self.query) - MACROS
         if unknown:
             raise RuleError(f"{where}: a rule query can use only Grafana's macros "
-                            f"({', '.join(sorted(ALLOWED_MACROS))}), not "
+                            f"({', '.join(sorted(MACROS))}), not "
                             f"{', '.join('$' + u for u in sorted(unknown))}")
         for name, value in self.labels.items():
             if not _NAME.match(name) or not isinstance(value, str) or "{{" in value:

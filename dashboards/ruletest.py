@@ -37,11 +37,12 @@ from pathlib import Path
 from typing import Any
 
 from fobs.components.config import ConfigError, build
-from fobs.dashboards.evaluator import Evaluator, QueryFailed
-from fobs.dashboards.influx import InfluxQuery
+from fobs.dashboards.errors import QueryFailed, RuleError, SeriesError
+from fobs.dashboards.evaluator import Evaluator
+from fobs.dashboards.influx import InfluxQuery, write_lines
 from fobs.dashboards.influxql import format_duration, parse_duration
-from fobs.dashboards.rules import Rule, RuleError, load_rules
-from fobs.dashboards.series import FIELD_TYPES, SeriesError, line_protocol, parse_key, parse_values
+from fobs.dashboards.rules import Rule, load_rules
+from fobs.dashboards.series import FIELD_TYPES, line_protocol, parse_key, parse_values
 
 
 def _duration(value: str, key: str) -> float:
@@ -235,7 +236,7 @@ class RuleTester:
             lines = [line for s in group.input_series for line in line_protocol(
                 parse_key(s.series), parse_values(s.values), int(interval * 1e9), s.type)]
             if lines:
-                await query.write(lines, database)
+                await write_lines(self.influx_url, database, lines)
             return await self._evaluate(group, [rules[n] for n in sorted(
                 {c.alertname for c in group.alert_rule_test})], query, eval_interval)
         finally:

@@ -22,6 +22,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from fobs.dashboards.errors import SeriesError
+
 FIELD_TYPES = ("float", "int", "bool")
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?Inf|NaN"
 _STEP = r"[-+](?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
@@ -29,10 +31,6 @@ _TOKEN = re.compile(
     rf"(?P<blank>_)(?:x(?P<blanks>\d+))?$"
     rf"|(?P<start>{_NUMBER})(?:(?P<step>{_STEP})?x(?P<times>\d+))?$")
 MAX_SAMPLES = 100_000
-
-
-class SeriesError(ValueError):
-    """A malformed series key or values string; the message says which and why."""
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,11 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from fobs.dashboards.errors import TemplateError
+
 _ACTION = re.compile(r"\{\{-?\s*(.*?)\s*-?\}\}", re.S)
 _ARG = re.compile(r'"(?:[^"\\]|\\.)*"|\S+')
 NO_VALUE = "<no value>"
-
-
-class TemplateError(ValueError):
-    """A template uses something fobs cannot render identically to Grafana and Prometheus."""
 
 
 def go_float(v: float) -> str:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fobs.dashboards.checks import alias_tags, queries
-from fobs.dashboards.evaluator import QueryFailed
+from fobs.dashboards.errors import QueryError, QueryFailed
 from fobs.dashboards.influx import InfluxQuery
-from fobs.dashboards.influxql import QueryError, TimeRange, Variable, interpolate
+from fobs.dashboards.influxql import TimeRange, Variable, interpolate
 
 
 @dataclass
@@ -33,7 +33,7 @@ def has_values(result: Mapping[str, Any]) -> bool:
     for series in result.get("series") or []:
         columns = series.get("columns") or []
         for row in series.get("values") or []:
-            if any(v is not None for c, v in zip(columns, row) if c != "time"):
+            if any(v is not None for c, v in zip(columns, row, strict=False) if c != "time"):
                 return True
     return False
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 
+from fobs.dashboards.errors import QueryFailed
 from fobs.dashboards.evaluator import (
     FIRING,
     INACTIVE,
@@ -14,7 +15,6 @@ from fobs.dashboards.evaluator import (
     RESOLVED,
     Alert,
     Evaluator,
-    QueryFailed,
     Series,
 )
 from fobs.dashboards.rules import Rule

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from fobs.dashboards.evaluator import Evaluator
-from fobs.dashboards.influx import InfluxQuery
+from fobs.dashboards.influx import InfluxQuery, write_lines
 from fobs.dashboards.influxql import format_duration, parse_duration
 from fobs.dashboards.rules import PROMQL_OVER_TIME, Rule
 from fobs.dashboards.series import line_protocol, parse_key, parse_values
@@ -98,7 +98,7 @@ async def fobs_firing(case: Case, influx_url: str) -> dict[float, list[dict[str,
     lines = [line for key, values in case.series
              for line in line_protocol(parse_key(key), parse_values(values),
                                        int(parse_duration(case.interval) * 1e9))]
-    await query.write(lines, db)
+    await write_lines(influx_url, db, lines)
     evaluator = Evaluator([case.rule], query)
     step = parse_duration(case.evaluation_interval)
     out = {}

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from fobs.dashboards.errors import QueryFailed
+from fobs.dashboards.influx import InfluxQuery, write_lines
 from fobs.dashboards.rules import load_rules
 from fobs.dashboards.ruletest import read_test_file, run_files, run_tests
 from tests.services import Influxd
@@ -130,3 +132,26 @@ def test_yaml_test_files_read_like_promtool_ones(tmp_path: Path,
         "a minute.\n")
     out = io.StringIO()
     assert run_tests([path], influxd_shared.url, out=out) == 0, out.getvalue()
+
+
+async def test_input_written_through_the_historian_and_refusals_are_query_failed(
+        influxd_shared: Influxd) -> None:
+    """The runner writes with the collector's /write client; its errors reach the runner as
+    QueryFailed with InfluxDB's reason (no CREATE DATABASE behind the runner's back)."""
+    db = "fobs_write_lines_test"
+    admin = InfluxQuery(influxd_shared.url, "")
+    try:
+        await admin.raw(f'CREATE DATABASE "{db}"')
+        await write_lines(influxd_shared.url, db, ["m,host=a v=1 1000000000",
+                                                   "m,host=a v=2 2000000000"])
+        got = await admin.raw('SELECT sum("v") FROM "m"', db)
+        assert got["series"][0]["values"][0][1] == 3
+        with pytest.raises(QueryFailed, match="unable to parse"):
+            await write_lines(influxd_shared.url, db, ["m,host=a v="])
+        with pytest.raises(QueryFailed, match="database not found"):
+            await write_lines(influxd_shared.url, "fobs_no_such_db", ["m v=1 1000000000"])
+        missing = await admin.raw("SHOW DATABASES")
+        assert ["fobs_no_such_db"] not in missing["series"][0]["values"]
+    finally:
+        await admin.raw(f'DROP DATABASE "{db}"')
+        await admin.close()

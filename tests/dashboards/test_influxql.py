@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from fobs.dashboards.errors import QueryError, SeriesError
 from fobs.dashboards.influxql import (
-    QueryError,
     TimeRange,
     Variable,
     format_duration,
@@ -15,7 +15,7 @@ from fobs.dashboards.influxql import (
     parse_duration,
     variables_in,
 )
-from fobs.dashboards.series import SeriesError, line_protocol, parse_key, parse_values
+from fobs.dashboards.series import line_protocol, parse_key, parse_values
 from fobs.dashboards.templates import (
     Template,
     go_float,
