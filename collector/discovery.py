@@ -59,9 +59,6 @@ class DiscoveryStats:
     ignored_no_index: int = 0
     invalid: int = 0
 
-    def varz(self) -> dict[str, int]:
-        return dict(self.__dict__)
-
 
 def parse_announcement(data: bytes) -> Discovered | None:
     """A discover payload → Discovered; None when it has no index (ignored, as CF did)."""

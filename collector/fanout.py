@@ -8,7 +8,8 @@ Usage (inside the collector daemon's coroutine):
 
     outputs = await Outputs.start(config.outputs)     # spools opened, historians connected
     outputs.add(appender.points)                      # after each scrape; never blocks
-    comp.varz["outputs"] = outputs.varz()             # in the component's refresh callback
+    CollectorMetrics(comp.metrics).bind_outputs(outputs)  # its counters in varz, /metrics
+    comp.varz["outputs"] = outputs.varz()             # the free text (state, last error)
     comp.add_health_check("outputs", outputs.health)
     await outputs.close()                             # on SIGTERM: bounded final flush
 """
@@ -107,10 +108,5 @@ class Outputs:
         return "; ".join(reasons) or None
 
     def varz(self) -> dict[str, object]:
-        stats = self.encoder.stats
-        return {
-            "points_received": self.points_received,
-            "points_failed": self.points_failed,
-            "encoder": stats.varz(),
-            "outputs": {o.name: o.varz() for o in self.outputs},
-        }
+        """The free text for varz; the counters are declared in `fobs.collector.metrics`."""
+        return {"outputs": {o.name: o.varz() for o in self.outputs}}

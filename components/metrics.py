@@ -181,6 +181,13 @@ class Instrument(Generic[C]):
             child = self._children[values] = self._new_child()
         return child
 
+    def attach(self, child: C, *values: str) -> None:
+        """Use `child` (kept by the code that counts, e.g. a scrape loop's summary) for these
+        tag values."""
+        if len(values) != len(self.tags):
+            raise ValueError(f"{self.key}: incorrect label count, expected {self.tags}")
+        self._children[values] = child
+
     def remove(self, *values: str) -> None:
         self._children.pop(values, None)
 

@@ -11,6 +11,9 @@ A handler never raises on user data: unusable values are dropped and counted in
 measurement-specific tags only; identity tags (deployment, job, index, ip, role) and the
 timestamp are the appender's. The schema is in docs/schema.md.
 
+Whatever the type, a varz that publishes `metric_declarations` (a component built on
+`fobs.components` with declared metrics) has those stored by `declared`, with no handler to write.
+
 Importing this package registers every handler module (like Telegraf's `plugins/inputs/all`).
 """
 
@@ -18,7 +21,6 @@ Importing this package registers every handler module (like Telegraf's `plugins/
 from fobs.collector.handlers import (  # noqa: F401
     alert_evaluator,
     cloud_controller,
-    collector,
     contexts,
     dea,
     generic,

@@ -55,12 +55,15 @@ def add(varz: Mapping[str, Any], rec: Recorder) -> Mapping[str, Any]:
             continue
         measurement, field, kind, tags, path, series = declaration
         for values in rec.elements(series, MAX_SERIES):
-            resolved = _resolve(path, tags, values)
-            if resolved is None or budget <= 0:
+            resolved = _resolve(path, tags, values) if budget > 0 else None
+            if resolved is None:
                 rec.skip()
                 continue
             budget -= 1
-            taken.append(resolved)
+            taken.append(resolved)          # not stored twice, even with a bad tag value
+            if any(tag_value(value) != value for value in values):
+                rec.skip()
+                continue
             fields = points.setdefault((measurement, tuple(zip(tags, values, strict=True))), {})
             if field in fields:
                 rec.skip()
@@ -93,17 +96,17 @@ def _parse(raw: Any) -> tuple[str, str, str, list[str], list[str], Any] | None:
 
 
 def _resolve(path: list[str], tags: list[str], values: Any) -> Path | None:
-    """The varz keys of one series (its tag values checked), or None."""
-    if not isinstance(values, list) or len(values) != len(tags):
-        return None
-    if any(tag_value(value) != value for value in values):
+    """The varz keys of one series, or None if it is not a list of as many strings as tags."""
+    if not isinstance(values, list) or len(values) != len(tags) or not all(
+            isinstance(value, str) and len(value) <= MAX_KEY for value in values):
         return None
     by_tag = {f"{{{tag}}}": value for tag, value in zip(tags, values, strict=True)}
     return tuple(by_tag.get(key, key) for key in path)
 
 
 def _without(varz: Mapping[str, Any], paths: list[Path]) -> dict[str, Any]:
-    """A copy of varz without the values at `paths` (only the objects on those paths copied)."""
+    """A copy of varz without the values at `paths` and the objects that only held those (only
+    the objects on those paths are copied)."""
     out = dict(varz)
     below: dict[str, list[Path]] = {}
     for path in paths:
@@ -115,4 +118,6 @@ def _without(varz: Mapping[str, Any], paths: list[Path]) -> dict[str, Any]:
         child = out.get(key)
         if isinstance(child, Mapping):
             out[key] = _without(child, rest)
+            if not out[key] and child:
+                del out[key]                  # emptied here: nothing left for the flattener
     return out

@@ -59,7 +59,7 @@ def test_every_case_type_resolves_to_the_intended_handler() -> None:
                 "MyaaS-Node": "service_node", "RaaS-Node": "service_node",
                 "HealthManager": "health_manager", "Stager": "stager", "HM9000": "contexts",
                 "MetronAgent": "contexts", "etcd": "contexts", "Widget": GENERIC,
-                "Collector": "collector", "SyslogAggregator": "syslog_aggregator",
+                "Collector": GENERIC, "SyslogAggregator": "syslog_aggregator",
                 "Supervisor": "supervisor", "AlertEvaluator": "alert_evaluator"}
     assert {path.name for path in CASES_DIR.iterdir() if path.is_dir()} == set(intended)
     assert {t: handler_for(t).name for t in intended} == intended
@@ -230,7 +230,7 @@ def test_duplicate_registration_raises_and_leaves_the_registry_alone() -> None:
     ("MarketplaceGateway", "service_gateway"), ("AuaaS-Provisioner", "service_gateway"),
     ("Whatever-Provisioner", "service_gateway"), ("RMQaaS-Node", "service_node"),
     ("HM9000", "contexts"), ("MetronAgent", "contexts"), ("DopplerServer", "contexts"),
-    ("etcd-diego", "contexts"), ("dea", GENERIC), ("", GENERIC), ("Collector", "collector"),
+    ("etcd-diego", "contexts"), ("dea", GENERIC), ("", GENERIC), ("Collector", GENERIC),
     ("SyslogAggregator", "syslog_aggregator"), ("Supervisor", "supervisor"),
     ("AlertEvaluator", "alert_evaluator"), ("collector", GENERIC),
 ])

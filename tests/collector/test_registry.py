@@ -115,10 +115,12 @@ def test_a_down_target_is_kept_and_counted() -> None:
     registry.apply(Update("nats", (found("a"), found("b"), found("c", "Router"))))
     registry.targets["a"].report("varz", error="timeout", started=1.0, duration=5.0)
     registry.targets["b"].report("varz", error="", started=1.0, duration=0.1)
-    varz = registry.varz()
-    assert (varz["known"], varz["up"], varz["down"], varz["unknown"]) == (3, 1, 1, 1)
-    assert varz["by_type"] == {"DEA": {"known": 2, "up": 1, "down": 1, "unknown": 0},
-                               "Router": {"known": 1, "up": 0, "down": 0, "unknown": 1}}
+    counts = registry.counts()
+    states = ("known", "up", "down", "unknown")
+    assert tuple(counts.totals[s] for s in states) == (3, 1, 1, 1)
+    assert {t: {s: c[s] for s in states} for t, c in counts.by_type.items()} == {
+        "DEA": {"known": 2, "up": 1, "down": 1, "unknown": 0},
+        "Router": {"known": 1, "up": 0, "down": 0, "unknown": 1}}
     assert registry.targets["a"].endpoints["varz"].last_error == "timeout"
 
 
@@ -142,7 +144,7 @@ def test_sharding_follows_collectors_coming_and_going() -> None:
     expected = {t.uuid for t in targets if rendezvous_owner({"me", "other"}, t.uuid) == "me"}
     expected |= {"other"} if rendezvous_owner({"me", "other"}, "other") == "me" else set()
     assert mine == expected and 60 < len(mine) < 140
-    assert registry.varz()["other_collectors"] == 201 - len(mine)
+    assert registry.counts().totals["other_collectors"] == 201 - len(mine)
     removed = {u for e, u in rec.events if e == "removed"}
     assert removed == {t.uuid for t in targets} - mine
     registry.apply(Update("nats", removals=("other",)))   # it left: we take everything back
