@@ -1,15 +1,18 @@
 """The collector daemon: discovery → registry → scraper → outputs, registered as a component.
 
-Start order: outputs (so nothing scraped is refused), NATS, scraper, discoverers, the
-collector's own component (type Collector — its varz is scraped like any other), status API.
-Stop order (SIGTERM): stop firing scrapes and let in-flight ones finish (bounded), stop
-discovery, flush and close the outputs, unregister from NATS, close.
+Start order: outputs (so nothing scraped is refused), NATS, scraper (committing straight to the
+outputs), the daemon's own periodic jobs (prune, NATS ping: its tasks, not the scraper's
+schedule), discoverers, the collector's own component (type Collector — its varz is scraped like
+any other), status API. Stop order (SIGTERM): stop the periodic jobs, stop firing scrapes and let
+in-flight ones finish (bounded), stop discovery, flush and close the outputs, unregister from
+NATS, close.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from loguru import logger
@@ -24,7 +27,6 @@ from fobs.collector.discovery import (
 )
 from fobs.collector.fanout import Outputs
 from fobs.collector.handlers import role_for
-from fobs.collector.metrics import CollectorMetrics
 from fobs.collector.point import Point
 from fobs.collector.registry import Registry
 from fobs.collector.scrape import Scraper
@@ -61,10 +63,12 @@ class Collector:
         self.nats_rtt_ms: float | None = None
         self.uuid = ""
         self.registry: Registry | None = None
-        self.scraper = Scraper(config.scrape, self._commit)
+        self._scraper: Scraper | None = None
         self.status: StatusServer | None = None
         self.discoverers: list[Discoverer] = []
-        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: list[asyncio.Task[None]] = []     # prune, NATS ping
+        self._tasks: list[asyncio.Task[None]] = []    # one per discoverer
+        self._stopped = False
         self.started = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -81,25 +85,21 @@ class Collector:
                                  prune_interval=cfg.discovery.prune_interval,
                                  self_uuid=self.uuid, sharding=cfg.discovery.sharding,
                                  role_for=role_for)
-        self.registry.listeners.append(self.scraper)
-        await self.scraper.start()
+        self._scraper = Scraper(cfg.scrape, self.outputs.add)
+        self.registry.listeners.append(self._scraper)
+        await self._scraper.start()
         prune_every = cfg.discovery.prune_interval / PRUNE_CHECKS_PER_INTERVAL
-        self.scraper.scheduler.add_job(self._prune, "interval", seconds=prune_every,
-                                       id="collector/prune")
+        self._jobs.append(asyncio.create_task(self._every(prune_every, self._prune)))
         if self.bus is not None:
             self.discoverers.append(NatsDiscoverer(self.bus, cfg.discovery.discover_interval,
                                                    self.discovery_stats))
-            self.scraper.scheduler.add_job(self._ping_nats, "interval",
-                                           seconds=cfg.nats_ping_interval, id="collector/ping")
+            self._jobs.append(asyncio.create_task(self._every(cfg.nats_ping_interval,
+                                                              self._ping_nats)))
         if cfg.discovery.static:
             self.discoverers.append(StaticDiscoverer(cfg.discovery.static))
         for discoverer in self.discoverers:
             self._tasks.append(asyncio.create_task(self._discover(discoverer)))
         if self.component is not None:
-            metrics = CollectorMetrics(self.component.metrics)
-            metrics.bind(self)
-            if isinstance(self.outputs, Outputs):
-                metrics.bind_outputs(self.outputs)
             self.component.on_refresh(self._refresh_varz)
             self.component.add_health_check("nats", self._nats_health)
             self.component.add_health_check("scheduler", self._scheduler_health)
@@ -113,10 +113,18 @@ class Collector:
                     cfg.discovery.sharding)
 
     async def stop(self) -> None:
-        cancelled = await self.scraper.stop(self.config.stop_timeout)
-        if cancelled:
-            logger.warning("Stopped with {} scrapes still in flight after {:g}s; their points "
-                           "are lost", cancelled, self.config.stop_timeout)
+        """Stop in the order of the module docstring; a second call does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
+        for job in self._jobs:
+            job.cancel()
+        await asyncio.gather(*self._jobs, return_exceptions=True)
+        if self._scraper is not None:
+            cancelled = await self._scraper.stop(self.config.stop_timeout)
+            if cancelled:
+                logger.warning("Stopped with {} scrapes still in flight after {:g}s; their "
+                               "points are lost", cancelled, self.config.stop_timeout)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -135,8 +143,10 @@ class Collector:
         assert self._outputs is not None, "Collector.start() was not called"
         return self._outputs
 
-    def _commit(self, points: list[Point]) -> None:
-        self.outputs.add(points)
+    @property
+    def scraper(self) -> Scraper:
+        assert self._scraper is not None, "Collector.start() was not called"
+        return self._scraper
 
     async def run(self, stop: asyncio.Event) -> int:
         """Run until `stop` is set (SIGTERM); 0 after a clean stop, even one during start-up
@@ -157,25 +167,16 @@ class Collector:
             await self.stop()
         return 0
 
-    async def crash(self) -> None:
-        """Vanish without a goodbye (tests: a collector killed with -9)."""
-        self.scraper._stopping = True
-        if self.scraper.scheduler.running:
-            self.scraper.scheduler.shutdown(wait=False)
-        for task in self._tasks:
-            task.cancel()
-        if self.status is not None:
-            await self.status.stop()
-        if self.component is not None and self.component._runner is not None:
-            await self.component._runner.cleanup()
-            self.component._runner = None
-        if self.bus is not None:
-            self.bus.closing = True
-            await self.bus.client.close()
-        if self.scraper.session is not None:
-            await self.scraper.session.close()
-
     # -- periodic work ------------------------------------------------------------------------
+
+    async def _every(self, seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+        """Run `job` every `seconds` until cancelled by `stop`; a failure is logged, not fatal."""
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await job()
+            except Exception:
+                logger.exception("Collector job {} failed", getattr(job, "__name__", job))
 
     async def _discover(self, discoverer: Discoverer) -> None:
         assert self.registry is not None
@@ -211,9 +212,15 @@ class Collector:
     # -- self-observation -------------------------------------------------------------------
 
     def _refresh_varz(self, varz: dict[str, Any]) -> None:
-        """The free-text part of varz; the numbers are `fobs.collector.metrics`'."""
+        assert self.registry is not None
         varz["deployment"] = self.config.deployment
+        varz["targets"] = self.registry.varz()
+        varz["scrapes"] = self.scraper.stats.varz()
+        varz["discovery"] = self.discovery_stats.varz()
         varz["outputs"] = self.outputs.varz()
+        varz["nats"] = {"rtt_ms": self.nats_rtt_ms,
+                        "reconnects": self.bus.reconnects if self.bus else 0,
+                        "connected": int(bool(self.bus and self.bus.client.is_connected))}
         if self.status is not None:
             varz["status_address"] = self.status.address
 
@@ -223,7 +230,7 @@ class Collector:
         return None
 
     def _scheduler_health(self) -> str | None:
-        return None if self.scraper.scheduler.running else "scrape scheduler is not running"
+        return None if self.scraper.running else "scrape scheduler is not running"
 
     async def health(self) -> list[str]:
         if self.component is not None:

@@ -27,7 +27,11 @@ class Appender(Protocol):
 
 
 class ListAppender:
-    """Collects points in memory with fixed base tags and time (used by scrapes and tests)."""
+    """One scrape's points, in memory, with fixed base tags and time (scrapes and tests).
+
+    The scrape commits `points` to the outputs, or calls `rollback` first when the scrape failed,
+    so a half-handled varz never reaches storage (Prometheus' Appender: Commit or Rollback).
+    """
 
     def __init__(self, base_tags: Mapping[str, str], time_ns: int) -> None:
         self.base_tags = dict(base_tags)
@@ -40,3 +44,7 @@ class ListAppender:
             return
         merged = {**self.base_tags, **tags} if tags else self.base_tags
         self.points.append(Point(measurement, merged, dict(fields), self.time_ns))
+
+    def rollback(self) -> None:
+        """Forget the points added so far."""
+        self.points.clear()

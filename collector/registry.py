@@ -17,7 +17,7 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import NamedTuple, Protocol
+from typing import Any, Protocol
 
 from loguru import logger
 
@@ -25,14 +25,6 @@ from fobs.collector.discovery import Update
 from fobs.collector.target import Discovered, Target
 
 COLLECTOR_TYPE = "Collector"
-
-
-class TargetCounts(NamedTuple):
-    """What the collector's metrics report about the registry (`Registry.counts`)."""
-
-    totals: Counter[str]              # known, up, down, unknown, other_collectors
-    by_type: dict[str, Counter[str]]  # component type → known, up, down, unknown (owned ones)
-    collectors: int                   # live collectors sharing the fleet (this one included)
 
 
 class Listener(Protocol):
@@ -92,15 +84,15 @@ class Registry:
                     self._drop(target, "no longer listed")
         fresh = [t for t in (self._upsert(found, now) for found in update.upserts) if t]
         for uuid in update.removals:
-            target = self.targets.get(uuid)
-            if target is not None:
+            gone = self.targets.get(uuid)
+            if gone is not None:
                 self.unregistered += 1
-                self._drop(target, "unregistered")
+                self._drop(gone, "unregistered")
         if not self._reshard():
             for target in fresh:
                 if target.uuid in self.targets and self._owns(target.uuid):
                     target.owned = True
-                    self._notify("added", target)
+                    self._notify([li.added for li in self.listeners], target)
 
     def prune(self) -> int:
         """Drop targets not heard of (announce/discover reply) for `prune_interval`."""
@@ -137,7 +129,7 @@ class Registry:
             target.role = self._role_for(found.type)
             target.update(found)
             if target.owned:
-                self._notify("changed", target)
+                self._notify([li.changed for li in self.listeners], target)
         elif found.start != target.info.start:
             target.update(found)
         return None
@@ -148,14 +140,16 @@ class Registry:
                     target.info.index, target.info.host, why)
         if target.owned:
             target.owned = False
-            self._notify("removed", target)
+            self._notify([li.removed for li in self.listeners], target)
 
-    def _notify(self, event: str, target: Target) -> None:
-        for listener in self.listeners:
+    def _notify(self, callbacks: list[Callable[[Target], None]], target: Target) -> None:
+        """Call each listener's callback for `target`; one that fails does not stop the others."""
+        for callback in callbacks:
             try:
-                getattr(listener, event)(target)
+                callback(target)
             except Exception:
-                logger.exception("Registry listener failed on {}", event)
+                logger.exception("Registry listener {} failed on target {}",
+                                 getattr(callback, "__qualname__", callback), target.uuid)
 
     # -- sharding ---------------------------------------------------------------------------
 
@@ -186,7 +180,8 @@ class Registry:
             owned = self._owns(target.uuid)
             if owned != target.owned:
                 target.owned = owned
-                self._notify("added" if owned else "removed", target)
+                self._notify([li.added if owned else li.removed for li in self.listeners],
+                             target)
         return True
 
     # -- reporting --------------------------------------------------------------------------
@@ -194,8 +189,7 @@ class Registry:
     def owned(self) -> list[Target]:
         return [t for t in self.targets.values() if t.owned]
 
-    def counts(self) -> TargetCounts:
-        """Targets by health (`known` is every owned one), in all and by component type."""
+    def varz(self) -> dict[str, Any]:
         by_type: dict[str, Counter[str]] = {}
         totals: Counter[str] = Counter()
         for target in self.targets.values():
@@ -206,4 +200,11 @@ class Registry:
             for bucket in ("known", target.health):
                 counts[bucket] += 1
                 totals[bucket] += 1
-        return TargetCounts(totals, dict(sorted(by_type.items())), len(self._collectors) or 1)
+        return {
+            "known": totals["known"], "up": totals["up"], "down": totals["down"],
+            "unknown": totals["unknown"], "other_collectors": totals["other_collectors"],
+            "by_type": {name: {k: counts[k] for k in ("known", "up", "down", "unknown")}
+                        for name, counts in sorted(by_type.items())},
+            "pruned": self.pruned, "unregistered": self.unregistered,
+            "host_changes": self.host_changes, "collectors": len(self._collectors) or 1,
+        }

@@ -8,53 +8,45 @@ so a fleet's scrapes spread over the interval. A new target is scraped within
 Isolation: every scrape runs as its own task, bounded by its timeout, so a hung target holds one
 slot of `max_in_flight` for at most its timeout and never delays another target; a target never
 has two scrapes of one endpoint in flight (APScheduler's `max_instances=1`, plus our own guard for
-the one-off first scrape); bodies are read in chunks and abandoned past `max_response_bytes`.
+the one-off first scrape). The HTTP side (session, body limit, error classes) is
+`fobs.collector.fetch`'s.
 
-Each scrape produces the handler's points (through a `ListAppender` carrying the identity tags)
-plus one `scrape` point (up, duration, bytes, points, error class). On success both are handed to
-`commit`; on failure the handler's points are dropped and only the `scrape` point is committed.
+One scrape, as Prometheus' `scrapeAndReport`: fetch, then the handler adds its points to a
+per-scrape `ListAppender` carrying the identity tags and time; a failed scrape rolls them back;
+the `scrape` point (up, duration, bytes, points, error class) goes through the same appender;
+its points are then committed to the sink (`Outputs.add`: synchronous, it never waits).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import json
 import logging
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import aiohttp
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from loguru import logger
 
 from fobs.collector.config import ENDPOINTS, ScrapeConfig
+from fobs.collector.fetch import Fetcher, error_class, error_message
 from fobs.collector.handlers import Handler, handler_for
 from fobs.collector.point import ListAppender, Point
 from fobs.collector.target import Target
-from fobs.components.metrics import SummaryChild
 
 MEASUREMENT = "scrape"
-CHUNK = 64 * 1024
 DURATION_WINDOW = 4096              # recent durations kept per endpoint for percentiles
 LATE_FRACTION = 0.1                 # a scrape starting > 10 % of its interval late is late
 PHASE_SLOTS = 20                    # phases are quantised: scrapes fire in small batches
 
-Commit = Callable[[list[Point]], Awaitable[Any] | Any]
-
-
-class TooLarge(Exception):
-    """The response body went past `max_response_bytes`."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"response larger than {limit} bytes")
+Commit = Callable[[list[Point]], object]      # the sink of each scrape's points: Outputs.add
 
 
 def phase(uuid: str, endpoint: str) -> float:
@@ -69,30 +61,9 @@ def next_on_grid(now: float, interval: float, offset: float) -> float:
     return k * interval + offset
 
 
-def error_class(exc: BaseException) -> str:
-    """An exception of a scrape → the closed `scrape.error` vocabulary of docs/schema.md."""
-    if isinstance(exc, TooLarge):
-        return "too_large"
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return "timeout"
-    if (isinstance(exc, aiohttp.ClientConnectorError)
-            and isinstance(exc.os_error, ConnectionRefusedError)):
-        return "refused"
-    return "other"
-
-
-def error_message(exc: BaseException) -> str:
-    """A one-line description for the status page's lastError."""
-    if isinstance(exc, TooLarge):
-        return str(exc)
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
 @dataclass
 class ScrapeStats:
-    """Counters of the scrape loop (Telegraf's internal_gather, per endpoint); the collector's
-    metrics (`fobs.collector.metrics`) read them at render time."""
+    """Counters for the collector's varz (Telegraf's internal_gather, per endpoint)."""
 
     ok: Counter[str] = field(default_factory=Counter)
     failed: dict[str, Counter[str]] = field(default_factory=lambda: {e: Counter()
@@ -104,8 +75,26 @@ class ScrapeStats:
     values_skipped: int = 0          # varz values the handlers could not use
     handler_errors: int = 0
     in_flight: int = 0
-    durations: dict[str, SummaryChild] = field(
-        default_factory=lambda: {e: SummaryChild(DURATION_WINDOW) for e in ENDPOINTS})
+    durations: dict[str, deque[float]] = field(
+        default_factory=lambda: {e: deque(maxlen=DURATION_WINDOW) for e in ENDPOINTS})
+
+    def varz(self) -> dict[str, Any]:
+        return {
+            "ok": {e: self.ok[e] for e in ENDPOINTS},
+            "failed": {e: dict(sorted(c.items())) for e, c in self.failed.items()},
+            "skipped_overlap": self.skipped_overlap, "late": self.late, "missed": self.missed,
+            "points": self.points, "values_skipped": self.values_skipped,
+            "handler_errors": self.handler_errors, "in_flight": self.in_flight,
+            "duration_seconds": {e: percentiles(d) for e, d in self.durations.items()},
+        }
+
+
+def percentiles(values: Iterable[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"50": pick(0.5), "90": pick(0.9), "99": pick(0.99), "max": ordered[-1]}
 
 
 @dataclass(slots=True)
@@ -124,6 +113,7 @@ class Scraper:
 
     def __init__(self, config: ScrapeConfig, commit: Commit, *,
                  stats: ScrapeStats | None = None) -> None:
+        """`commit` takes each scrape's points (the outputs' `add`); it must not block."""
         self.config = config
         self.commit = commit
         self.stats = stats or ScrapeStats()
@@ -132,23 +122,22 @@ class Scraper:
             job_defaults={"coalesce": True, "max_instances": 1})
         self.scheduler.add_listener(self._on_scheduler_event,
                                     EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
-        self.session: aiohttp.ClientSession | None = None
+        self.fetcher = Fetcher(config.max_in_flight, config.max_response_bytes)
         self._semaphore = asyncio.Semaphore(config.max_in_flight)
         self._entries: dict[str, _Entry] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._stopping = False
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.config.max_in_flight, limit_per_host=0,
-                                         ttl_dns_cache=300, enable_cleanup_closed=True)
-        self.session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=True, raise_for_status=False,
-            timeout=aiohttp.ClientTimeout(total=None), cookie_jar=aiohttp.DummyCookieJar(),
-            headers={"User-Agent": "fobs-collector", "Accept": "application/json"})
+        self.fetcher.open()
         self.scheduler.start()
+
+    @property
+    def running(self) -> bool:
+        """Whether the scrape schedule runs (from `start` until `stop` is done)."""
+        return bool(self.scheduler.running)
 
     async def stop(self, timeout: float) -> int:
         """Stop firing, let in-flight scrapes finish (up to `timeout`), then close.
@@ -173,8 +162,7 @@ class Scraper:
                 await asyncio.wait(pending, timeout=1.0)
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)
-        if self.session is not None:
-            await self.session.close()
+        await self.fetcher.close()
         return cancelled
 
     # -- registry listener ----------------------------------------------------------------
@@ -199,10 +187,6 @@ class Scraper:
         self._unschedule(entry)
         entry.handler = handler_for(target.info.type)
         self._schedule(entry)
-
-    @property
-    def scheduled(self) -> int:
-        return len(self._entries)
 
     def schedule_of(self, target: Target, endpoint: str) -> tuple[float, float]:
         """(interval, timeout) of a target's endpoint."""
@@ -285,9 +269,7 @@ class Scraper:
                         endpoint, (0.0, 0.0))[0]:
                     self.stats.late += 1
                 points = await self.scrape(entry.target, endpoint, entry.handler)
-            result = self.commit(points)
-            if result is not None and inspect.isawaitable(result):
-                await result
+            self.commit(points)
         except Exception:
             logger.exception("Scrape of {} {} failed unexpectedly", uuid, endpoint)
         finally:
@@ -306,11 +288,11 @@ class Scraper:
         error = message = ""
         body = b""
         status = 0
-        points: list[Point] = []
+        appender = ListAppender(target.tags, time_ns)
         skipped = 0
         healthy = False
         try:
-            status, body = await self._fetch(target, endpoint, timeout)
+            status, body = await self.fetcher.get(target.url(endpoint), target.headers, timeout)
         except Exception as e:  # every failure of the request becomes an error class
             error, message = error_class(e), error_message(e)
         if not error:
@@ -320,11 +302,10 @@ class Scraper:
             elif endpoint == "healthz":
                 healthy = body.strip().lower() == b"ok"
             else:
-                appender = ListAppender(target.tags, time_ns)
                 error, message, skipped = self._handle(
                     body, appender, handler or handler_for(target.info.type))
-                if not error:
-                    points = appender.points
+                if error:
+                    appender.rollback()
         duration = time.perf_counter() - t0
         target.report(endpoint, error=error, message=message, started=started,
                       duration=duration, healthy=healthy)
@@ -333,18 +314,17 @@ class Scraper:
         if endpoint == "healthz":
             fields["healthy"] = 1 if healthy and not error else 0
         else:
-            fields["points"] = len(points)
+            fields["points"] = len(appender.points)
             fields["skipped"] = skipped
         if error:
             fields["error"] = error
             self.stats.failed[endpoint][error] += 1
         else:
             self.stats.ok[endpoint] += 1
-        self.stats.durations[endpoint].observe(duration)
-        points.append(Point(MEASUREMENT, {**target.tags, "endpoint": endpoint}, fields,
-                            time_ns))
-        self.stats.points += len(points)
-        return points
+        self.stats.durations[endpoint].append(duration)
+        appender.add(MEASUREMENT, fields, {"endpoint": endpoint})
+        self.stats.points += len(appender.points)
+        return appender.points
 
     def _handle(self, body: bytes, appender: ListAppender, handler: Handler
                 ) -> tuple[str, str, int]:
@@ -363,34 +343,6 @@ class Scraper:
             self.stats.handler_errors += 1
             return "handler", f"handler {handler.name} failed: {result.error}", result.skipped
         return "", "", result.skipped
-
-    async def _fetch(self, target: Target, endpoint: str, timeout: float) -> tuple[int, bytes]:
-        assert self.session is not None, "Scraper.start() was not called"
-        client_timeout = self._timeouts.get(timeout)
-        if client_timeout is None:
-            client_timeout = self._timeouts[timeout] = aiohttp.ClientTimeout(total=timeout)
-        limit = self.config.max_response_bytes
-        async with self.session.get(target.url(endpoint), headers=target.headers,
-                                    timeout=client_timeout, allow_redirects=False) as resp:
-            status = resp.status
-            if not 200 <= status < 300:
-                return status, b""
-            length = resp.content_length
-            if length is not None and length > limit:
-                raise TooLarge(limit)
-            if length is not None and length < CHUNK:
-                body = await resp.content.read()
-                if len(body) > limit:
-                    raise TooLarge(limit)
-                return status, body
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in resp.content.iter_chunked(CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise TooLarge(limit)
-                chunks.append(chunk)
-            return status, b"".join(chunks)
 
     async def scrape_all_once(self, targets: Iterable[Target]) -> list[Point]:
         """Scrape every endpoint of every target once, concurrently (`fobs collector --once`)."""

@@ -1,8 +1,9 @@
 """Historians: where points are stored. Each implements only `connect`, `write` and `close`.
 
-A historian never buffers, retries or counts: the running output (`fobs.collector.output.Output`) owns
-that. `write` takes newline-terminated line protocol and either returns (stored) or raises one of
-the outcomes in `fobs.collector.historians.errors`, translated from its transport's exceptions.
+A historian never buffers, retries or counts: the running output
+(`fobs.collector.output.Output`) owns that. `write` takes newline-terminated line protocol and
+either returns (stored) or raises one of the outcomes in `fobs.collector.historians.errors`,
+translated from its transport's exceptions.
 """
 
 from __future__ import annotations

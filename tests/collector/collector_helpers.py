@@ -86,8 +86,7 @@ async def make_collector() -> AsyncIterator[Callable[..., Awaitable[Collector]]]
 
     yield make
     for collector in started:
-        if collector.scraper.scheduler.running or not collector.scraper._stopping:
-            await collector.stop()
+        await collector.stop()                   # once: a stopped collector stays stopped
 
 
 @pytest.fixture

@@ -241,7 +241,7 @@ async def test_hung_target_does_not_delay_the_others(scraper: Any, http_target: 
             assert all(p.fields["up"] == 1 for p in own)
             assert max(p.fields["duration_seconds"] for p in own) < 0.2
             # after the immediate first scrape, every scrape is on the target's phase
-            gaps = [(b.time_ns - a.time_ns) / 1e9 for a, b in zip(own[1:], own[2:])]
+            gaps = [(b.time_ns - a.time_ns) / 1e9 for a, b in zip(own[1:], own[2:], strict=False)]
             assert all(0.8 < g < 1.2 for g in gaps), gaps   # on their phase, undelayed
         assert s.stats.late == 0
     finally:
@@ -249,32 +249,32 @@ async def test_hung_target_does_not_delay_the_others(scraper: Any, http_target: 
 
 
 async def test_a_target_never_has_two_scrapes_in_flight(http_target: Any) -> None:
-    """A commit that blocks (outputs backpressure) makes later runs skip, not pile up."""
-    release = asyncio.Event()
-    in_flight = 0
-    most = 0
-
-    async def slow_commit(points: list[Point]) -> None:
-        nonlocal in_flight, most
-        in_flight += 1
-        most = max(most, in_flight)
-        await release.wait()
-        in_flight -= 1
-
-    config = replace(CONFIG, varz_interval=0.2, varz_timeout=0.1, healthz=False)
-    s = Scraper(config, slow_commit)
+    """A scrape held up (waiting for the one slot of `max_in_flight`, which a hung target
+    holds) makes later runs of its target skip, not pile up."""
+    outputs = MemoryOutputs()
+    config = replace(CONFIG, varz_interval=0.2, varz_timeout=0.1, healthz=False, max_in_flight=1,
+                     types={"Hung": TypeScrapeConfig(varz_interval=30.0, varz_timeout=30.0)})
+    s = Scraper(config, outputs.add)
     await s.start()
+    silent = await SilentServer().start()
     server = await http_target()
     try:
-        s.added(make_target(server.host))
+        s.added(make_target(silent.host, uuid="hung", type="Hung"))
         deadline = time.monotonic() + 10
+        while not silent.connections:        # no event from a server that never answers
+            assert time.monotonic() < deadline, "the hung target was not scraped"
+            await asyncio.sleep(0.02)
+        s.added(make_target(server.host))
         while s.stats.skipped_overlap < 3:   # counted from APScheduler's events; no event to await
             assert time.monotonic() < deadline, "no overlap was skipped"
             await asyncio.sleep(0.05)
-        assert most == 1 and server.requests == 1
-        release.set()
+        assert s.stats.in_flight == 2 and server.requests == 0   # the hung one + one waiting
+        await silent.stop()                  # the hung scrape fails: the slot is free
+        await outputs.wait_for(lambda: bool(outputs.scrapes(job="Test")), timeout=5)
+        assert outputs.scrapes(job="Test")[0].fields["up"] == 1
     finally:
         await s.stop(1.0)
+        await silent.stop()
 
 
 async def test_new_target_is_scraped_within_the_first_scrape_window(scraper: Any,

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 from fobs.collector.daemon import Collector
@@ -13,6 +17,21 @@ from tests.waiting import until
 
 FLEET = 12
 PRUNE = 4.0
+REPO = Path(__file__).resolve().parents[2]
+
+
+def collector_process(nats_url: str, workdir: Path) -> subprocess.Popen[bytes]:
+    """A collector sharing the fleet from its own process, for the test to kill -9."""
+    config = workdir / "collector.toml"
+    config.write_text(
+        f'[component]\nindex = 9\n[component.nats]\nservers = ["{nats_url}"]\n'
+        f'reconnect_wait = 0.1\n[discovery]\nsharding = "rendezvous"\ndiscover_interval = 0.3\n'
+        f'prune_interval = {PRUNE}\n[scrape]\nvarz_interval = 0.5\nhealthz = false\n'
+        f'[status]\naddress = ""\n[outputs]\nspool_dir = "{workdir / "spool"}"\n')
+    with open(workdir / "collector.log", "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "fobs.collector", "--config", str(config)], cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=log, stderr=subprocess.STDOUT)
 
 
 def owners(collectors: list[Collector], uuids: set[str]) -> dict[str, list[str]]:
@@ -30,7 +49,8 @@ def each_owned_once(collectors: list[Collector], uuids: set[str]) -> bool:
     return all(len(o) == 1 for o in owners(collectors, uuids).values())
 
 
-async def test_every_target_is_scraped_by_exactly_one_collector(nats_cluster: Any) -> None:
+async def test_every_target_is_scraped_by_exactly_one_collector(nats_cluster: Any,
+                                                                 tmp_path: Path) -> None:
     urls = nats_cluster.urls
     comps = [Component("DEA", ComponentConfig(index=i, nats=NatsConfig(
         servers=(urls[i % 3],), reconnect_wait=0.1))) for i in range(FLEET)]
@@ -38,6 +58,7 @@ async def test_every_target_is_scraped_by_exactly_one_collector(nats_cluster: An
         await comp.start()
     uuids = {c.uuid for c in comps}
     collectors: list[Collector] = []
+    victim: subprocess.Popen[bytes] | None = None
     try:
         for i in range(3):
             config = collector_config(
@@ -55,7 +76,7 @@ async def test_every_target_is_scraped_by_exactly_one_collector(nats_cluster: An
         # what they scrape is what they own: each component's points come from one collector
         marks = [len(c.outputs.points) for c in collectors]  # type: ignore[attr-defined]
         await until(lambda: all(len(c.outputs.points) > m + FLEET  # type: ignore[attr-defined]
-                                for c, m in zip(collectors, marks)), "fresh scrapes")
+                                for c, m in zip(collectors, marks, strict=True)), "fresh scrapes")
         scraped_by: dict[str, set[int]] = {}
         for n, c in enumerate(collectors):
             for p in c.outputs.points[marks[n]:]:  # type: ignore[attr-defined]
@@ -71,15 +92,23 @@ async def test_every_target_is_scraped_by_exactly_one_collector(nats_cluster: An
                     and each_owned_once(collectors, uuids), "takeover after unregister")
         assert asyncio.get_running_loop().time() - began < PRUNE - 1   # not by pruning
 
-        # a crash says nothing: its targets move once it is pruned
-        crashed = collectors.pop(0)
+        # a crash says nothing: a collector killed with -9 shares the fleet until it is pruned,
+        # then its targets move
+        victim = collector_process(urls[1], tmp_path)
+        await until(lambda: all(len(c.registry.collectors) == 3 for c in collectors),
+                    "a third collector, in its own process", timeout=30)
+        victim.kill()
+        victim.wait()
         began = asyncio.get_running_loop().time()
-        await crashed.crash()
-        await until(lambda: len(collectors[0].registry.collectors) == 1
+        await until(lambda: all(len(c.registry.collectors) == 2 for c in collectors)
                     and each_owned_once(collectors, uuids), "takeover after prune")
         assert asyncio.get_running_loop().time() - began >= PRUNE - 0.5
-        assert len([t for t in collectors[0].registry.owned() if t.uuid in uuids]) == FLEET
+        assert sum(len([t for t in c.registry.owned() if t.uuid in uuids])
+                   for c in collectors) == FLEET
     finally:
+        if victim is not None and victim.poll() is None:
+            victim.kill()
+            victim.wait()
         for c in collectors:
             await c.stop()
         for comp in comps:
