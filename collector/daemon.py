@@ -27,6 +27,7 @@ from fobs.collector.discovery import (
 )
 from fobs.collector.fanout import Outputs
 from fobs.collector.handlers import role_for
+from fobs.collector.metrics import CollectorMetrics
 from fobs.collector.point import Point
 from fobs.collector.registry import Registry
 from fobs.collector.scrape import Scraper
@@ -100,6 +101,10 @@ class Collector:
         for discoverer in self.discoverers:
             self._tasks.append(asyncio.create_task(self._discover(discoverer)))
         if self.component is not None:
+            metrics = CollectorMetrics(self.component.metrics)
+            metrics.bind(self)
+            if isinstance(self.outputs, Outputs):
+                metrics.bind_outputs(self.outputs)
             self.component.on_refresh(self._refresh_varz)
             self.component.add_health_check("nats", self._nats_health)
             self.component.add_health_check("scheduler", self._scheduler_health)
@@ -212,15 +217,9 @@ class Collector:
     # -- self-observation -------------------------------------------------------------------
 
     def _refresh_varz(self, varz: dict[str, Any]) -> None:
-        assert self.registry is not None
+        """The free-text part of varz; the numbers are `fobs.collector.metrics`'."""
         varz["deployment"] = self.config.deployment
-        varz["targets"] = self.registry.varz()
-        varz["scrapes"] = self.scraper.stats.varz()
-        varz["discovery"] = self.discovery_stats.varz()
         varz["outputs"] = self.outputs.varz()
-        varz["nats"] = {"rtt_ms": self.nats_rtt_ms,
-                        "reconnects": self.bus.reconnects if self.bus else 0,
-                        "connected": int(bool(self.bus and self.bus.client.is_connected))}
         if self.status is not None:
             varz["status_address"] = self.status.address
 

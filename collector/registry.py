@@ -17,7 +17,7 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import NamedTuple, Protocol
 
 from loguru import logger
 
@@ -25,6 +25,14 @@ from fobs.collector.discovery import Update
 from fobs.collector.target import Discovered, Target
 
 COLLECTOR_TYPE = "Collector"
+
+
+class TargetCounts(NamedTuple):
+    """What the collector's metrics report about the registry (`Registry.counts`)."""
+
+    totals: Counter[str]              # known, up, down, unknown, other_collectors
+    by_type: dict[str, Counter[str]]  # component type → known, up, down, unknown (owned ones)
+    collectors: int                   # live collectors sharing the fleet (this one included)
 
 
 class Listener(Protocol):
@@ -189,7 +197,8 @@ class Registry:
     def owned(self) -> list[Target]:
         return [t for t in self.targets.values() if t.owned]
 
-    def varz(self) -> dict[str, Any]:
+    def counts(self) -> TargetCounts:
+        """Targets by health (`known` is every owned one), in all and by component type."""
         by_type: dict[str, Counter[str]] = {}
         totals: Counter[str] = Counter()
         for target in self.targets.values():
@@ -200,11 +209,4 @@ class Registry:
             for bucket in ("known", target.health):
                 counts[bucket] += 1
                 totals[bucket] += 1
-        return {
-            "known": totals["known"], "up": totals["up"], "down": totals["down"],
-            "unknown": totals["unknown"], "other_collectors": totals["other_collectors"],
-            "by_type": {name: {k: counts[k] for k in ("known", "up", "down", "unknown")}
-                        for name, counts in sorted(by_type.items())},
-            "pruned": self.pruned, "unregistered": self.unregistered,
-            "host_changes": self.host_changes, "collectors": len(self._collectors) or 1,
-        }
+        return TargetCounts(totals, dict(sorted(by_type.items())), len(self._collectors) or 1)

@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -40,6 +40,7 @@ from fobs.collector.fetch import Fetcher, error_class, error_message
 from fobs.collector.handlers import Handler, handler_for
 from fobs.collector.point import ListAppender, Point
 from fobs.collector.target import Target
+from fobs.components.metrics import SummaryChild
 
 MEASUREMENT = "scrape"
 DURATION_WINDOW = 4096              # recent durations kept per endpoint for percentiles
@@ -63,7 +64,8 @@ def next_on_grid(now: float, interval: float, offset: float) -> float:
 
 @dataclass
 class ScrapeStats:
-    """Counters for the collector's varz (Telegraf's internal_gather, per endpoint)."""
+    """Counters of the scrape loop (Telegraf's internal_gather, per endpoint); the collector's
+    metrics (`fobs.collector.metrics`) read them at render time."""
 
     ok: Counter[str] = field(default_factory=Counter)
     failed: dict[str, Counter[str]] = field(default_factory=lambda: {e: Counter()
@@ -75,26 +77,8 @@ class ScrapeStats:
     values_skipped: int = 0          # varz values the handlers could not use
     handler_errors: int = 0
     in_flight: int = 0
-    durations: dict[str, deque[float]] = field(
-        default_factory=lambda: {e: deque(maxlen=DURATION_WINDOW) for e in ENDPOINTS})
-
-    def varz(self) -> dict[str, Any]:
-        return {
-            "ok": {e: self.ok[e] for e in ENDPOINTS},
-            "failed": {e: dict(sorted(c.items())) for e, c in self.failed.items()},
-            "skipped_overlap": self.skipped_overlap, "late": self.late, "missed": self.missed,
-            "points": self.points, "values_skipped": self.values_skipped,
-            "handler_errors": self.handler_errors, "in_flight": self.in_flight,
-            "duration_seconds": {e: percentiles(d) for e, d in self.durations.items()},
-        }
-
-
-def percentiles(values: Iterable[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    if not ordered:
-        return {}
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"50": pick(0.5), "90": pick(0.9), "99": pick(0.99), "max": ordered[-1]}
+    durations: dict[str, SummaryChild] = field(
+        default_factory=lambda: {e: SummaryChild(DURATION_WINDOW) for e in ENDPOINTS})
 
 
 @dataclass(slots=True)
@@ -321,7 +305,7 @@ class Scraper:
             self.stats.failed[endpoint][error] += 1
         else:
             self.stats.ok[endpoint] += 1
-        self.stats.durations[endpoint].append(duration)
+        self.stats.durations[endpoint].observe(duration)
         appender.add(MEASUREMENT, fields, {"endpoint": endpoint})
         self.stats.points += len(appender.points)
         return appender.points
