@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,14 +22,19 @@ from urllib.parse import urlsplit
 from loguru import logger
 
 from fobs.components.config import ConfigError, nats_subject, positive
+from fobs.components.metrics import Counter, Gauge, Number
 from fobs.components.runtime import Component, ComponentConfig
 from fobs.dashboards.errors import RuleError
-from fobs.dashboards.evaluator import Alert, Evaluator
+from fobs.dashboards.evaluator import Alert, Evaluator, RuleHealth
 from fobs.dashboards.influx import InfluxQuery
 from fobs.dashboards.notify import AlertmanagerNotifier, NatsNotifier
 from fobs.dashboards.rules import Rule, load_rules
 
 COMPONENT_TYPE = "AlertEvaluator"
+MEASUREMENT, RULE = "alert_evaluator", "alert_rule"
+HEALTH = {"ok": 1.0, "err": 0.0}  # "unknown" (not evaluated yet): no figure
+
+Read = Callable[[], Number | None]
 
 
 def _check_url(url: str, key: str) -> None:
@@ -100,6 +106,10 @@ class AlertsConfig:
             raise ConfigError(f"evaluation.rule_files: {e}") from None
 
 
+def _healthy(health: RuleHealth) -> float | None:
+    return HEALTH.get(health.health)
+
+
 def next_tick(now: float, interval: float) -> float:
     """The next multiple of `interval` after `now` (evaluations sit on a wall-clock grid)."""
     return (now // interval + 1) * interval
@@ -124,6 +134,7 @@ class AlertDaemon:
         self.rounds = 0
         self.late = 0
         self.last_round_seconds = 0.0
+        self._declare_metrics()
         self.component.on_refresh(self._refresh_varz)
         self.component.add_health_check("influxdb", self._health)
 
@@ -140,23 +151,54 @@ class AlertDaemon:
             return f"every rule query fails: {self.evaluator.health[failing[0]].last_error}"
         return None
 
+    def _declare_metrics(self) -> None:
+        """The evaluator's own metrics (`alert_evaluator`, `alert_rule`), declared once; the
+        runtime renders them into varz and /metrics, the collector stores them as declared."""
+        registry, ev = self.component.metrics, self.evaluator
+        health = ev.health
+
+        def gauge(field: str, help: str, read: Read, varz: str | None = None) -> None:
+            Gauge(MEASUREMENT, field, help, varz=varz, registry=registry).set_function(read)
+
+        def counter(field: str, help: str, read: Read, varz: str | None = None) -> None:
+            Counter(MEASUREMENT, field, help, varz=varz, registry=registry).set_function(read)
+
+        gauge("rules", "Rules loaded", lambda: len(ev.rules))
+        gauge("rules_failing", "Rules whose last query failed",
+              lambda: sum(h.health == "err" for h in health.values()))
+        counter("rounds", "Evaluation rounds", lambda: self.rounds)
+        counter("late_rounds", "Rounds that overran the interval", lambda: self.late)
+        gauge("round_seconds", "Duration of the last round",
+              lambda: round(self.last_round_seconds, 6))
+        counter("evaluations", "Rule evaluations",
+                lambda: sum(h.evaluations for h in health.values()))
+        counter("evaluation_failures", "Rule evaluations whose query failed",
+                lambda: sum(h.failures for h in health.values()))
+        gauge("alerts_pending", "Alerts pending", lambda: len(ev.pending()), "alerts.pending")
+        gauge("alerts_firing", "Alerts firing", lambda: len(ev.firing()), "alerts.firing")
+        for name, stats, outcomes in (("nats", self.nats.stats, ("published", "failed")),
+                                      ("alertmanager", self.alertmanager.stats,
+                                       ("sent", "failed"))):
+            for outcome in outcomes:
+                counter(f"{name}_{outcome}", f"Alerts {outcome} ({name})",
+                        partial(stats.__getitem__, outcome), f"notifications.{name}.{outcome}")
+        rule_path = "rule_health.{rule}."
+        healthy = Gauge(RULE, "healthy", "1 when the rule's last query answered, 0 when it "
+                        "failed; absent before its first evaluation", tags=("rule",),
+                        varz=rule_path + "healthy", registry=registry)
+        evaluations = Counter(RULE, "evaluations", "Evaluations of the rule", tags=("rule",),
+                              varz=rule_path + "evaluations", registry=registry)
+        failures = Counter(RULE, "failures", "Evaluations of the rule whose query failed",
+                           tags=("rule",), varz=rule_path + "failures", registry=registry)
+        for name, h in health.items():  # one RuleHealth per rule, for the daemon's life
+            healthy.labels(name).set_function(partial(_healthy, h))
+            evaluations.labels(name).set_function(partial(getattr, h, "evaluations"))
+            failures.labels(name).set_function(partial(getattr, h, "failures"))
+
     def _refresh_varz(self, varz: dict[str, Any]) -> None:
-        health = self.evaluator.health.values()
-        varz.update(
-            rules=len(self.evaluator.rules),
-            rounds=self.rounds,
-            late_rounds=self.late,
-            round_seconds=round(self.last_round_seconds, 6),
-            evaluations=sum(h.evaluations for h in health),
-            evaluation_failures=sum(h.failures for h in health),
-            alerts={"pending": len(self.evaluator.pending()),
-                    "firing": len(self.evaluator.firing())},
-            notifications={"nats": dict(self.nats.stats),
-                           "alertmanager": dict(self.alertmanager.stats)},
-            rule_health={name: {"health": h.health, "last_error": h.last_error,
-                                "evaluations": h.evaluations, "failures": h.failures}
-                         for name, h in self.evaluator.health.items()},
-        )
+        """The words beside the declared numbers: each rule's health and last error."""
+        varz["rule_health"] = {name: {"health": h.health, "last_error": h.last_error}
+                               for name, h in self.evaluator.health.items()}
 
     async def run(self, stop: asyncio.Event) -> int:
         await self.component.start()

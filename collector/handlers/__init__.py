@@ -19,7 +19,6 @@ Importing this package registers every handler module (like Telegraf's `plugins/
 
 # Each handler module registers itself on import.
 from fobs.collector.handlers import (  # noqa: F401
-    alert_evaluator,
     cloud_controller,
     contexts,
     dea,
@@ -29,8 +28,6 @@ from fobs.collector.handlers import (  # noqa: F401
     service_gateway,
     service_node,
     stager,
-    supervisor,
-    syslog_aggregator,
 )
 from fobs.collector.handlers.registry import (
     GENERIC,

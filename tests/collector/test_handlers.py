@@ -59,8 +59,8 @@ def test_every_case_type_resolves_to_the_intended_handler() -> None:
                 "MyaaS-Node": "service_node", "RaaS-Node": "service_node",
                 "HealthManager": "health_manager", "Stager": "stager", "HM9000": "contexts",
                 "MetronAgent": "contexts", "etcd": "contexts", "Widget": GENERIC,
-                "Collector": GENERIC, "SyslogAggregator": "syslog_aggregator",
-                "Supervisor": "supervisor", "AlertEvaluator": "alert_evaluator"}
+                "Collector": GENERIC, "SyslogAggregator": GENERIC, "Supervisor": GENERIC,
+                "AlertEvaluator": GENERIC}
     assert {path.name for path in CASES_DIR.iterdir() if path.is_dir()} == set(intended)
     assert {t: handler_for(t).name for t in intended} == intended
 
@@ -231,8 +231,8 @@ def test_duplicate_registration_raises_and_leaves_the_registry_alone() -> None:
     ("Whatever-Provisioner", "service_gateway"), ("RMQaaS-Node", "service_node"),
     ("HM9000", "contexts"), ("MetronAgent", "contexts"), ("DopplerServer", "contexts"),
     ("etcd-diego", "contexts"), ("dea", GENERIC), ("", GENERIC), ("Collector", GENERIC),
-    ("SyslogAggregator", "syslog_aggregator"), ("Supervisor", "supervisor"),
-    ("AlertEvaluator", "alert_evaluator"), ("collector", GENERIC),
+    ("SyslogAggregator", GENERIC), ("Supervisor", GENERIC), ("AlertEvaluator", GENERIC),
+    ("collector", GENERIC),
 ])
 def test_handler_for(component_type: str, handler: str) -> None:
     assert handler_for(component_type).name == handler
