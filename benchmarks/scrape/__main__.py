@@ -38,9 +38,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fobs.components.process import CLOCK_TICKS, ProcFS
+
 REPO = Path(__file__).resolve().parents[2]
 USER, PASSWORD = "u", "p"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def free_ports(n: int) -> list[int]:
@@ -56,8 +57,10 @@ def free_ports(n: int) -> list[int]:
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK     # utime + stime
+    st = ProcFS().stat(pid)
+    if st is None:
+        raise ProcessLookupError(f"no process {pid}")
+    return st.cpu_ticks / CLOCK_TICKS     # utime + stime
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -187,7 +190,8 @@ path = "{out}"
 rotate_bytes = 268435456
 keep = 1
 """)
-    proc = procs.start("collector", [sys.executable, "-m", "fobs.collector", "--config", str(config)])
+    proc = procs.start("collector", [sys.executable, "-m", "fobs.collector",
+                                     "--config", str(config)])
     varz_url = f"http://127.0.0.1:{varz_port}/varz"
     auth = ("bench", "bench")
 

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from fobs.components.process import CLOCK_TICKS, ProcFS
+
 REPO = Path(__file__).resolve().parents[2]
 SEQ = re.compile(rb"seq=(\d+)")
 COMPONENTS = 8
@@ -240,11 +242,9 @@ def _status_kib(pid: int, key: str) -> int:
 
 def _cpu_seconds(pid: int) -> float:
     """User + system CPU of the process tree."""
-    total = 0
-    for p in _tree(pid):
-        fields = Path(f"/proc/{p}/stat").read_text().rpartition(")")[2].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    procfs = ProcFS()
+    stats = [procfs.stat(p) for p in _tree(pid)]
+    return sum(st.cpu_ticks for st in stats if st is not None) / CLOCK_TICKS
 
 
 def run_udp(cls: type[Receiver], base: Path, n: int, rate: float) -> Result:
