@@ -18,10 +18,11 @@ Heuristics (also in docs/syslog.md):
   days after `now`; zone-less timestamps take `now`'s zone. A token right after the timestamp is
   the HOSTNAME unless it ends with `:` (a tag); with no timestamp there is no hostname. A tag
   needs a `:` or a `[pid]`, except the Cloud Foundry forwarder form
-  `programname [job=… index=…]`, whose bracket is stored as structured data `{"cf": {"job": …, "index": …}}`; one or two SPs
-  after it are dropped (rsyslog's `%msg%` keeps the SP that followed the original tag). A Cisco
-  sequence number (`91: *Oct …`) is stored as `{"meta": {"sequenceId": "91"}}` (IANA `meta`).
-  A 4-digit number after the time (`Apr 15 21:28:13 2007 host`) is taken as the year, not the host.
+  `programname [job=… index=…]`, whose bracket is stored as structured data
+  `{"cf": {"job": …, "index": …}}`; one or two SPs after it are dropped (rsyslog's `%msg%`
+  keeps the SP that followed the original tag). A Cisco sequence number (`91: *Oct …`) is
+  stored as `{"meta": {"sequenceId": "91"}}` (IANA `meta`). A 4-digit number after the time
+  (`Apr 15 21:28:13 2007 host`) is taken as the year, not the host.
 """
 
 from __future__ import annotations
@@ -212,7 +213,7 @@ def _diagnose5424(text: str, v: re.Match[str]) -> str:
     names = ("TIMESTAMP", "HOSTNAME", "APP-NAME", "PROCID", "MSGID")
     limits = (None, 255, 48, 128, 32)
     pos = v.end()
-    for name, limit in zip(names, limits):
+    for name, limit in zip(names, limits, strict=True):
         sp = text.find(" ", pos)
         if sp < 0:
             if pos >= len(text):

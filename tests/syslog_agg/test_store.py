@@ -81,7 +81,7 @@ def test_json_line_unparsed_keeps_raw_and_error() -> None:
 
 def test_rotation_by_size_then_gzip(tmp_path: Path) -> None:
     store = Store(StoreConfig(root=str(tmp_path), max_file_size=100))
-    for i in range(5):
+    for _ in range(5):
         store.append("c", "2024/05/01", "x" * 60 + "\n")
         store.flush()
     store.close()
