@@ -21,6 +21,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fobs.collector.config import ENDPOINTS
+from fobs.collector.scrape import DURATION_WINDOW
 from fobs.components.metrics import Counter, Gauge, Registry, Summary
 
 if TYPE_CHECKING:
@@ -29,29 +30,68 @@ if TYPE_CHECKING:
     from fobs.collector.output import Output
 
 TARGET_STATES = ("known", "up", "down", "unknown")
-SCRAPE_COUNTERS = {"skipped_overlap": "scrapes_skipped_overlap", "late": "scrapes_late",
-                   "missed": "scrapes_missed", "points": "points",
-                   "values_skipped": "values_skipped", "handler_errors": "handler_errors"}
-DISCOVERY_EVENTS = ("announces", "discover_replies", "unregisters", "discover_requests",
-                    "ignored_no_index", "invalid")
-ENCODER_COUNTERS = ("points", "points_unencodable", "points_empty", "fields_nonfinite",
-                    "fields_unencodable")
-OUTPUT_COUNTERS = ("points_added", "points_written", "points_rejected", "batches_written",
-                   "batches_rejected", "write_errors", "retries", "fatal_errors", "splits",
-                   "loop_errors")
-# points_dropped.<reason> → the spool's (or the output's) counter
-DROP_REASONS = {"spool_full": "dropped_points", "refused": "refused_points",
-                "corrupt": "corrupt_points", "closed": "points_dropped_closed"}
-SPOOL_GAUGES = {"pending_points": "spool_points", "pending_bytes": "spool_bytes",
-                "oldest_age_s": "spool_oldest_age_seconds", "segments": "spool_segments"}
-SPOOL_COUNTERS = {"appended_points": "spool_appended_points",
-                  "dropped_bytes": "spool_dropped_bytes", "torn_records": "spool_torn_records",
-                  "fsyncs": "spool_fsyncs"}
-QUARANTINE_COUNTERS = {"batches": "quarantined_batches", "points": "quarantined_points",
-                       "bytes": "quarantined_bytes", "errors": "quarantine_errors"}
+TARGET_HELP = {"known": "Targets this collector scrapes", "up": "Targets up",
+               "down": "Targets down", "unknown": "Targets not scraped yet",
+               "other_collectors": "Targets another collector scrapes (sharding)"}
+TARGET_EVENTS = {"pruned": "Targets pruned after prune_interval of silence on NATS",
+                 "unregistered": "Targets that said goodbye (vcap.component.unregister)",
+                 "host_changes": "Targets that moved to another host:port"}
+# scrapes.<key> → (field, help)
+SCRAPE_COUNTERS = {
+    "skipped_overlap": ("scrapes_skipped_overlap", "Runs skipped: the previous one was still "
+                        "in flight"),
+    "late": ("scrapes_late", "Scrapes started more than 10 % of their interval late"),
+    "missed": ("scrapes_missed", "Runs the scheduler gave up on (misfire)"),
+    "points": ("points", "Points produced (handler points and scrape points)"),
+    "values_skipped": ("values_skipped", "Varz values the handlers could not use"),
+    "handler_errors": ("handler_errors", "Handler runs that failed (a bug, not bad data)")}
+DISCOVERY_EVENTS = {"announces": "vcap.component.announce messages received",
+                    "discover_replies": "Answers to our vcap.component.discover requests",
+                    "unregisters": "vcap.component.unregister messages received",
+                    "discover_requests": "vcap.component.discover requests sent",
+                    "ignored_no_index": "Discovery messages without an index (ignored)",
+                    "invalid": "Discovery messages we could not use"}
+ENCODER_COUNTERS = {"points": "Line-protocol lines produced",
+                    "points_unencodable": "Points with a bad measurement, tag, timestamp or key",
+                    "points_empty": "Points left with no representable field",
+                    "fields_nonfinite": "Fields dropped for NaN or ±inf",
+                    "fields_unencodable": "Fields dropped: bad key, int out of range, bad type"}
+OUTPUT_COUNTERS = {"points_added": "Points accepted into the spool",
+                   "points_written": "Points the historian acknowledged",
+                   "points_rejected": "Points refused as bad data by the server, quarantined",
+                   "batches_written": "Batches written",
+                   "batches_rejected": "Batches refused as bad data, quarantined",
+                   "write_errors": "Failed write attempts, whatever the cause",
+                   "retries": "Attempts at a batch that had failed before",
+                   "fatal_errors": "Failed attempts retrying cannot fix (401, 403, 404)",
+                   "splits": "413 answers, each splitting a batch in two",
+                   "loop_errors": "Unexpected errors in the write loop (bugs, spool I/O)"}
+# points_dropped.<reason> → (the spool's or the output's counter, help)
+DROP_REASONS = {"spool_full": ("dropped_points", "Oldest points dropped for the spool's max_bytes"),
+                "refused": ("refused_points", "Points the spool refused (too large, I/O error)"),
+                "corrupt": ("corrupt_points", "Points lost after a bad CRC in a spool segment"),
+                "closed": ("points_dropped_closed", "Points added after the output closed")}
+# spool.<key> → (field, help)
+SPOOL_GAUGES = {"pending_points": ("spool_points", "Points accepted, not yet written"),
+                "pending_bytes": ("spool_bytes", "Bytes accepted, not yet written"),
+                "oldest_age_s": ("spool_oldest_age_seconds", "Age of the oldest pending point"),
+                "segments": ("spool_segments", "Spool segment files")}
+SPOOL_COUNTERS = {"appended_points": ("spool_appended_points", "Points appended to the spool"),
+                  "dropped_bytes": ("spool_dropped_bytes", "Bytes dropped from the spool"),
+                  "torn_records": ("spool_torn_records", "Records cut short by a crash"),
+                  "fsyncs": ("spool_fsyncs", "fsync calls")}
+QUARANTINE_COUNTERS = {"batches": ("quarantined_batches", "Batches written to the quarantine"),
+                       "points": ("quarantined_points", "Points written to the quarantine"),
+                       "bytes": ("quarantined_bytes", "Bytes written to the quarantine"),
+                       "errors": ("quarantine_errors", "Batches the quarantine could not keep")}
 # The output's state as a number (a string field would be free text): higher is worse.
 OUTPUT_STATES = {"ok": 0.0, "starting": 1.0, "retrying": 2.0, "failing": 3.0, "closed": 4.0}
 OUTPUT = "outputs.outputs.{output}"
+
+
+def declare(registry: Registry) -> CollectorMetrics:
+    """The collector's instruments in `registry` (bind them before rendering)."""
+    return CollectorMetrics(registry)
 
 
 class CollectorMetrics:
@@ -63,75 +103,70 @@ class CollectorMetrics:
         r = registry
         self.gauges: dict[str, Gauge] = {}
         self.counters: dict[str, Counter] = {}
-        for state in (*TARGET_STATES, "other_collectors"):
-            self._gauge("collector", f"targets_{state}", f"Targets {state} (owned by this "
-                        "collector; other_collectors: owned by another)", f"targets.{state}")
-        self._gauge("collector", "collectors", "Live collectors sharing the fleet",
+        for state, help in TARGET_HELP.items():
+            self._gauge(f"targets_{state}", help, f"targets.{state}")
+        self._gauge("collectors", "Live collectors sharing the fleet, this one included",
                     "targets.collectors")
-        for event in ("pruned", "unregistered", "host_changes"):
-            self._counter("collector", f"targets_{event}", f"Targets {event}",
-                          f"targets.{event}")
-        for key, field in SCRAPE_COUNTERS.items():
-            self._counter("collector", field, f"Scrapes: {key}", f"scrapes.{key}")
-        self._gauge("collector", "scrapes_in_flight", "Scrapes in flight", "scrapes.in_flight")
-        for event in DISCOVERY_EVENTS:
-            self._counter("collector", f"discovery_{event}", f"Discovery messages: {event}",
-                          f"discovery.{event}")
-        for key in ("points_received", "points_failed"):
-            self._counter("collector", key, f"Points handed to the outputs: {key}",
-                          f"outputs.{key}")
-        for key in ENCODER_COUNTERS:
-            self._counter("collector", f"encoder_{key}", f"Line-protocol encoder: {key}",
-                          f"outputs.encoder.{key}")
-        self._gauge("collector", "nats_rtt_seconds", "NATS round trip", "nats.rtt_seconds")
-        self._counter("collector", "nats_reconnects", "NATS reconnects", "nats.reconnects")
-        self._gauge("collector", "nats_connected", "Connected to NATS (0/1)", "nats.connected")
+        for event, help in TARGET_EVENTS.items():
+            self._counter(f"targets_{event}", help, f"targets.{event}")
+        for key, (field, help) in SCRAPE_COUNTERS.items():
+            self._counter(field, help, f"scrapes.{key}")
+        self._gauge("scrapes_in_flight", "Scrapes in flight now", "scrapes.in_flight")
+        for event, help in DISCOVERY_EVENTS.items():
+            self._counter(f"discovery_{event}", help, f"discovery.{event}")
+        self._counter("points_received", "Points handed to the outputs",
+                      "outputs.points_received")
+        self._counter("points_failed", "Points lost because the encoder raised on their batch",
+                      "outputs.points_failed")
+        for key, help in ENCODER_COUNTERS.items():
+            self._counter(f"encoder_{key}", help, f"outputs.encoder.{key}")
+        self._gauge("nats_rtt_seconds", "NATS round trip (a flush), seconds", "nats.rtt_seconds")
+        self._counter("nats_reconnects", "NATS reconnects", "nats.reconnects")
+        self._gauge("nats_connected", "1 while connected to NATS, else 0", "nats.connected")
 
         endpoint = ("target_endpoint",)
         self.scrapes_ok = Counter("collector_scrape", "ok", "Scrapes that succeeded",
                                   tags=endpoint, varz="scrapes.ok.{target_endpoint}", registry=r)
         self.scrapes_failed = Counter(
-            "collector_scrape", "failed", "Scrapes that failed (every error class)",
+            "collector_scrape", "failed", "Scrapes that failed, every error class",
             tags=endpoint, varz="scrapes.failed_total.{target_endpoint}", registry=r)
         self.durations = Summary(
-            "collector_scrape", "duration_{q}_seconds", "Scrape duration (recent scrapes)",
-            tags=endpoint, varz="scrapes.duration_seconds.{target_endpoint}", registry=r)
+            "collector_scrape", "duration_{q}_seconds", "Scrape duration over the last 4,096 "
+            "scrapes, seconds", tags=endpoint, window=DURATION_WINDOW,
+            varz="scrapes.duration_seconds.{target_endpoint}", registry=r)
         self.scrape_errors = Counter(
-            "collector_scrape_error", "count", "Failed scrapes by error class",
+            "collector_scrape_error", "count", "Failed scrapes of this error class",
             tags=("target_endpoint", "error"), varz="scrapes.failed.{target_endpoint}.{error}",
             registry=r)
-        self.by_type = {state: Gauge("collector_target", state, f"Targets {state}, by type",
-                                     tags=("target_job",),
+        self.by_type = {state: Gauge("collector_target", state, f"{TARGET_HELP[state]}, of "
+                                     "this type", tags=("target_job",),
                                      varz=f"targets.by_type.{{target_job}}.{state}", registry=r)
                         for state in TARGET_STATES}
-        out = ("output", "kind")
         self.output: dict[str, Counter | Gauge] = {}
-        for key in OUTPUT_COUNTERS:
-            self._output(Counter, key, f"Output: {key}", key)
-        self._output(Gauge, "last_write_duration_seconds", "Duration of the last write",
+        for key, help in OUTPUT_COUNTERS.items():
+            self._output(Counter, key, help, key)
+        self._output(Gauge, "last_write_duration_seconds", "Duration of the last write attempt",
                      "last_write_duration_s")
-        self._output(Gauge, "batch_bytes", "Largest batch sent (shrinks after a 413)",
+        self._output(Gauge, "batch_bytes", "Batch size limit now (shrinks after a 413), bytes",
                      "batch_bytes")
-        self._output(Gauge, "state_code", "0 ok, 1 starting, 2 retrying, 3 failing, 4 closed",
-                     "state_code")
-        for reason in DROP_REASONS:
-            self._output(Counter, f"points_dropped_{reason}", f"Points dropped: {reason}",
-                         f"points_dropped.{reason}")
-        self._output(Counter, "points_dropped", "Points dropped (every reason)",
+        self._output(Gauge, "state_code", "State: 0 ok, 1 starting, 2 retrying, 3 failing, "
+                     "4 closed", "state_code")
+        for reason, (_, help) in DROP_REASONS.items():
+            self._output(Counter, f"points_dropped_{reason}", help, f"points_dropped.{reason}")
+        self._output(Counter, "points_dropped", "Points dropped, every reason",
                      "points_dropped_total")
-        for key, field in SPOOL_GAUGES.items():
-            self._output(Gauge, field, f"Spool: {key}", f"spool.{key}")
-        for key, field in SPOOL_COUNTERS.items():
-            self._output(Counter, field, f"Spool: {key}", f"spool.{key}")
-        for key, field in QUARANTINE_COUNTERS.items():
-            self._output(Counter, field, f"Quarantine: {key}", f"quarantine.{key}")
-        assert all(i.tags == out for i in self.output.values())
+        for key, (field, help) in SPOOL_GAUGES.items():
+            self._output(Gauge, field, help, f"spool.{key}")
+        for key, (field, help) in SPOOL_COUNTERS.items():
+            self._output(Counter, field, help, f"spool.{key}")
+        for key, (field, help) in QUARANTINE_COUNTERS.items():
+            self._output(Counter, field, help, f"quarantine.{key}")
 
-    def _gauge(self, measurement: str, field: str, help: str, varz: str) -> None:
-        self.gauges[field] = Gauge(measurement, field, help, varz=varz, registry=self.registry)
+    def _gauge(self, field: str, help: str, varz: str) -> None:
+        self.gauges[field] = Gauge("collector", field, help, varz=varz, registry=self.registry)
 
-    def _counter(self, measurement: str, field: str, help: str, varz: str) -> None:
-        self.counters[field] = Counter(measurement, field, help, varz=varz,
+    def _counter(self, field: str, help: str, varz: str) -> None:
+        self.counters[field] = Counter("collector", field, help, varz=varz,
                                        registry=self.registry)
 
     def _output(self, kind: type[Counter | Gauge], field: str, help: str, key: str) -> None:
@@ -144,7 +179,7 @@ class CollectorMetrics:
         """Read `collector`'s registry, scraper, discovery and NATS at render time."""
         g, c = self.gauges, self.counters
         stats = collector.scraper.stats
-        for key, field in SCRAPE_COUNTERS.items():
+        for key, (field, _) in SCRAPE_COUNTERS.items():
             c[field].set_function(partial(getattr, stats, key))
         g["scrapes_in_flight"].set_function(lambda: stats.in_flight)
         for e in ENDPOINTS:
@@ -190,14 +225,14 @@ class CollectorMetrics:
         child("batch_bytes").set_function(lambda: output.batch_bytes)
         child("state_code").set_function(lambda: OUTPUT_STATES.get(stats.state))
         sources = {reason: (stats if key == "points_dropped_closed" else spool, key)
-                   for reason, key in DROP_REASONS.items()}
+                   for reason, (key, _) in DROP_REASONS.items()}
         for reason, (source, key) in sources.items():
             child(f"points_dropped_{reason}").set_function(partial(getattr, source, key))
         child("points_dropped").set_function(
             lambda: sum(getattr(source, key) for source, key in sources.values()))
-        for key, field in {**SPOOL_GAUGES, **SPOOL_COUNTERS}.items():
+        for key, (field, _) in {**SPOOL_GAUGES, **SPOOL_COUNTERS}.items():
             child(field).set_function(partial(getattr, spool, key))
-        for key, field in QUARANTINE_COUNTERS.items():
+        for key, (field, _) in QUARANTINE_COUNTERS.items():
             child(field).set_function(partial(getattr, quarantine, key))
 
     def _refresh(self, collector: Collector) -> None:
