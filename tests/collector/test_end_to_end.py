@@ -1,4 +1,5 @@
-"""Components → NATS → collector → spool → real influxd; outages, SIGTERM and kill -9 lose nothing."""
+"""Components → NATS → collector → spool → real influxd; outages, SIGTERM and kill -9 lose
+nothing."""
 
 from __future__ import annotations
 
