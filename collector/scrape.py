@@ -1,4 +1,4 @@
-"""The scrape loop: APScheduler interval jobs per target and endpoint, one shared HTTP session.
+"""The scrape loop: APScheduler interval jobs per target and endpoint, and one scrape.
 
 Prometheus' scrape loop, in asyncio. Each owned target gets one job per endpoint (/varz every
 10 s, /healthz every 5 s by default, per type configurable), phased by a stable hash of its uuid
