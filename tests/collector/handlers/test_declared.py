@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from fobs.collector import metrics as collector_metrics
 from fobs.collector.handlers import declared
 from fobs.components.metrics import DECLARATIONS_KEY, Counter, Gauge, Registry, Summary, overlay
-from tests.collector.handlers.golden import render_point, run
+from tests.collector.handlers.golden import CASES_DIR, load_varz, render_point, run
 
 
 def _varz(registry: Registry, **free: Any) -> dict[str, Any]:
@@ -107,3 +108,19 @@ def test_huge_declarations_are_capped_and_counted() -> None:
 def test_declarations_that_are_not_a_list_are_one_skip() -> None:
     points, stats = run("Shop", {DECLARATIONS_KEY: {"x": 1}})
     assert stats.skipped == 1 and stats.error is None
+
+
+def _shape(measurement: str, field: str, type: str, tags: Any, path: Any) -> tuple[Any, ...]:
+    return measurement, field, type, tuple(tags), tuple(path)
+
+
+def test_the_collector_golden_cases_carry_its_current_declarations() -> None:
+    """The Collector cases were captured before a declaration changed? Regenerate them."""
+    registry = Registry()
+    collector_metrics.declare(registry)
+    current = {_shape(d.measurement, d.field, d.type, d.tags, d.path)
+               for d in registry.declarations()}
+    for case in ("fobs_up", "trouble"):
+        published = load_varz(CASES_DIR / "Collector" / case)[DECLARATIONS_KEY]
+        assert {_shape(w["measurement"], w["field"], w["type"], w["tags"], w["path"])
+                for w in published} == current, case
