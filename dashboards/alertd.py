@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 from loguru import logger
 
 from fobs.components.config import ConfigError, nats_subject, positive
-from fobs.components.metrics import Counter, Gauge, Number
+from fobs.components.metrics import Counter, Gauge, Number, Registry
 from fobs.components.runtime import Component, ComponentConfig
 from fobs.dashboards.errors import RuleError
 from fobs.dashboards.evaluator import Alert, Evaluator, RuleHealth
@@ -134,7 +134,7 @@ class AlertDaemon:
         self.rounds = 0
         self.late = 0
         self.last_round_seconds = 0.0
-        self._declare_metrics()
+        declare(self.component.metrics, self)
         self.component.on_refresh(self._refresh_varz)
         self.component.add_health_check("influxdb", self._health)
 
@@ -150,50 +150,6 @@ class AlertDaemon:
         if failing and len(failing) == len(self.evaluator.health):
             return f"every rule query fails: {self.evaluator.health[failing[0]].last_error}"
         return None
-
-    def _declare_metrics(self) -> None:
-        """The evaluator's own metrics (`alert_evaluator`, `alert_rule`), declared once; the
-        runtime renders them into varz and /metrics, the collector stores them as declared."""
-        registry, ev = self.component.metrics, self.evaluator
-        health = ev.health
-
-        def gauge(field: str, help: str, read: Read, varz: str | None = None) -> None:
-            Gauge(MEASUREMENT, field, help, varz=varz, registry=registry).set_function(read)
-
-        def counter(field: str, help: str, read: Read, varz: str | None = None) -> None:
-            Counter(MEASUREMENT, field, help, varz=varz, registry=registry).set_function(read)
-
-        gauge("rules", "Rules loaded", lambda: len(ev.rules))
-        gauge("rules_failing", "Rules whose last query failed",
-              lambda: sum(h.health == "err" for h in health.values()))
-        counter("rounds", "Evaluation rounds", lambda: self.rounds)
-        counter("late_rounds", "Rounds that overran the interval", lambda: self.late)
-        gauge("round_seconds", "Duration of the last round",
-              lambda: round(self.last_round_seconds, 6))
-        counter("evaluations", "Rule evaluations",
-                lambda: sum(h.evaluations for h in health.values()))
-        counter("evaluation_failures", "Rule evaluations whose query failed",
-                lambda: sum(h.failures for h in health.values()))
-        gauge("alerts_pending", "Alerts pending", lambda: len(ev.pending()), "alerts.pending")
-        gauge("alerts_firing", "Alerts firing", lambda: len(ev.firing()), "alerts.firing")
-        for name, stats, outcomes in (("nats", self.nats.stats, ("published", "failed")),
-                                      ("alertmanager", self.alertmanager.stats,
-                                       ("sent", "failed"))):
-            for outcome in outcomes:
-                counter(f"{name}_{outcome}", f"Alerts {outcome} ({name})",
-                        partial(stats.__getitem__, outcome), f"notifications.{name}.{outcome}")
-        rule_path = "rule_health.{rule}."
-        healthy = Gauge(RULE, "healthy", "1 when the rule's last query answered, 0 when it "
-                        "failed; absent before its first evaluation", tags=("rule",),
-                        varz=rule_path + "healthy", registry=registry)
-        evaluations = Counter(RULE, "evaluations", "Evaluations of the rule", tags=("rule",),
-                              varz=rule_path + "evaluations", registry=registry)
-        failures = Counter(RULE, "failures", "Evaluations of the rule whose query failed",
-                           tags=("rule",), varz=rule_path + "failures", registry=registry)
-        for name, h in health.items():  # one RuleHealth per rule, for the daemon's life
-            healthy.labels(name).set_function(partial(_healthy, h))
-            evaluations.labels(name).set_function(partial(getattr, h, "evaluations"))
-            failures.labels(name).set_function(partial(getattr, h, "failures"))
 
     def _refresh_varz(self, varz: dict[str, Any]) -> None:
         """The words beside the declared numbers: each rule's health and last error."""
@@ -225,3 +181,52 @@ class AlertDaemon:
             await self.alertmanager.close()
             await self.component.stop()
         return 0
+
+
+def declare(registry: Registry, daemon: AlertDaemon) -> None:
+    """The evaluator's own metrics (`alert_evaluator`, `alert_rule`), declared once in
+    `registry`, read from `daemon` at render time; the runtime renders them into varz and
+    /metrics, the collector stores them as declared."""
+    ev = daemon.evaluator
+    health = ev.health
+
+    def gauge(field: str, help: str, read: Read, varz: str | None = None) -> None:
+        Gauge(MEASUREMENT, field, help, varz=varz, registry=registry).set_function(read)
+
+    def counter(field: str, help: str, read: Read, varz: str | None = None) -> None:
+        Counter(MEASUREMENT, field, help, varz=varz, registry=registry).set_function(read)
+
+    gauge("rules", "Rules loaded", lambda: len(ev.rules))
+    gauge("rules_failing", "Rules whose last query failed",
+          lambda: sum(h.health == "err" for h in health.values()))
+    counter("rounds", "Evaluation rounds", lambda: daemon.rounds)
+    counter("late_rounds", "Rounds that overran the interval", lambda: daemon.late)
+    gauge("round_seconds", "Duration of the last round",
+          lambda: round(daemon.last_round_seconds, 6))
+    counter("evaluations", "Rule evaluations",
+            lambda: sum(h.evaluations for h in health.values()))
+    counter("evaluation_failures", "Rule evaluations whose query failed",
+            lambda: sum(h.failures for h in health.values()))
+    gauge("alerts_pending", "Alerts pending", lambda: len(ev.pending()), "alerts.pending")
+    gauge("alerts_firing", "Alerts firing", lambda: len(ev.firing()), "alerts.firing")
+    for name, stats, outcomes in (
+            ("nats", daemon.nats.stats, {"published": "Alert state changes published on NATS",
+                                         "failed": "Alert state changes NATS did not take"}),
+            ("alertmanager", daemon.alertmanager.stats,
+             {"sent": "Alerts sent to the Alertmanagers",
+              "failed": "Alerts an Alertmanager did not take"})):
+        for outcome, help in outcomes.items():
+            counter(f"{name}_{outcome}", help, partial(stats.__getitem__, outcome),
+                    f"notifications.{name}.{outcome}")
+    rule_path = "rule_health.{rule}."
+    healthy = Gauge(RULE, "healthy", "1 when the rule's last query answered, 0 when it "
+                    "failed; absent before its first evaluation", tags=("rule",),
+                    varz=rule_path + "healthy", registry=registry)
+    evaluations = Counter(RULE, "evaluations", "Evaluations of the rule", tags=("rule",),
+                          varz=rule_path + "evaluations", registry=registry)
+    failures = Counter(RULE, "failures", "Evaluations of the rule whose query failed",
+                       tags=("rule",), varz=rule_path + "failures", registry=registry)
+    for name, h in health.items():  # one RuleHealth per rule, for the daemon's life
+        healthy.labels(name).set_function(partial(_healthy, h))
+        evaluations.labels(name).set_function(partial(getattr, h, "evaluations"))
+        failures.labels(name).set_function(partial(getattr, h, "failures"))
