@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -36,7 +37,7 @@ def check(header: str | None, expected: bytes) -> bool:
     return hmac.compare_digest(given, expected)
 
 
-def middleware(user: str, password: str, realm: str) -> Callable[..., Awaitable[web.StreamResponse]]:
+def middleware(user: str, password: str, realm: str) -> Middleware:
     expected = f"{user}:{password}".encode()
     challenge = {"WWW-Authenticate": f'Basic realm="{realm}"'}
 

@@ -88,14 +88,15 @@ def file_config(sim_configs: dict[str, type], args: argparse.Namespace
     every kind's table; a single component only its own).
     """
     section = {f"component.{k}": v for k, v in component_overrides(args).items()}
-    fields = [("component", ComponentConfig, dataclasses.field(default_factory=ComponentConfig))]
+    fields: list[tuple[str, Any, Any]] = [
+        ("component", ComponentConfig, dataclasses.field(default_factory=ComponentConfig))]
     for kind, sim_config in sim_configs.items():
         fields.append((kind, sim_config, dataclasses.field(default_factory=sim_config)))
         if getattr(args, "seed", None) is not None and "seed" in {
                 f.name for f in dataclasses.fields(sim_config)}:
             section[f"{kind}.seed"] = args.seed
     file_type = dataclasses.make_dataclass("ComponentFile", fields, frozen=True)
-    loaded = load(file_type, args.config, section)
+    loaded: Any = load(file_type, args.config, section)
     return loaded.component, {kind: getattr(loaded, kind) for kind in sim_configs}
 
 

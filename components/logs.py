@@ -87,7 +87,7 @@ def format_rfc5424(record: Any, facility: int, hostname: str) -> bytes:
     sd = "-"
     if "job" in extra:
         sd = f'[{SD_ID} job="{_sd_escape(job)}" index="{_sd_escape(str(extra.get("index", 0)))}"]'
-    text = record["message"]
+    text: str = record["message"]
     if record["exception"] is not None:
         text += "\n" + "".join(_exception_lines(record))
     head = f"<{pri}>1 {ts} {hostname} {app} {os.getpid()} - {sd} "

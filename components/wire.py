@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 ANNOUNCE = "vcap.component.announce"
 DISCOVER = "vcap.component.discover"
@@ -32,7 +33,8 @@ class PayloadError(ValueError):
     """A registration message we cannot use; the text says why (counted, logged at debug)."""
 
 
-class Announcement(NamedTuple):
+@dataclass(frozen=True, slots=True)
+class Announcement:
     """One component as its announce or discover reply describes it."""
 
     type: str
