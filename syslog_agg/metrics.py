@@ -20,7 +20,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from fobs.components.metrics import Counter, Gauge, Number, Registry
-from fobs.syslog_agg.stats import FORMATS, SEVERITIES, Counts, PipelineStats
+from fobs.syslog_agg.stats import SEVERITIES, Counts, PipelineStats
 
 if TYPE_CHECKING:
     from fobs.syslog_agg.server import Aggregator
@@ -39,6 +39,11 @@ _INTAKE = {
     "dropped": "UDP datagrams dropped because the intake queue was full",
     "probes": "Empty or one-NUL datagrams (monit's UDP port test), not messages",
     "framing_errors": "TCP/TLS octet-counting framing errors",
+}
+_FORMATS = {
+    "rfc5424": "Messages parsed as RFC 5424",
+    "rfc3164": "Messages parsed as RFC 3164 (BSD syslog)",
+    "unparsed": "Messages that parsed as neither (kept raw, with the reason)",
 }
 _STORE = {
     "lines_written": "Lines written to the per-component files",
@@ -94,10 +99,11 @@ def declare(agg: Aggregator, registry: Registry) -> None:
         counter(name, help, partial(getattr, intake.stats, name))
     counter("parse_errors", "Messages that parsed as neither RFC 5424 nor RFC 3164",
             lambda: pipeline.formats["unparsed"])
-    for fmt in FORMATS:
-        counter(f"formats_{fmt}", f"Messages read as {fmt}",
-                partial(pipeline.formats.__getitem__, fmt), f"formats.{fmt}")
-    counter("discarded", "Messages routed to no component", lambda: pipeline.discarded)
+    for fmt, help in _FORMATS.items():
+        counter(f"formats_{fmt}", help, partial(pipeline.formats.__getitem__, fmt),
+                f"formats.{fmt}")
+    counter("discarded", "Messages dropped by routing.discard_unmatched",
+            lambda: pipeline.discarded)
     counter("kernel_udp_drops", "Datagrams the kernel dropped for our UDP sockets",
             agg.kernel_udp_drops)
     counter("udp_rcvbuf_errors", "The host's UDP RcvbufErrors (every socket, /proc/net/snmp)",
