@@ -5,7 +5,7 @@ loops run them per message). A UDP worker process (workers.py) counts into its o
 ships, with every batch, what it counted since the last batch: `take()` returns that delta and
 starts the object from zero, `merge()` adds a delta into the aggregator's totals. No object
 resets or adds into another's counters, and a restarted worker's counts are not lost: they
-were merged before it died.
+were merged before it died. What each counter means is its declaration's help (metrics.py).
 
 A `Batch` is the one message a worker sends the aggregator (pickled over a socketpair).
 """
@@ -54,10 +54,10 @@ class IntakeStats(Tally):
 
     received: int = 0
     received_bytes: int = 0
-    truncated: int = 0          # cut at max_message_size
-    dropped: int = 0            # UDP datagrams refused because the queue was full
-    probes: int = 0             # empty or one-NUL datagrams (monit's UDP port test)
-    framing_errors: int = 0     # TCP/TLS octet-counting errors
+    truncated: int = 0
+    dropped: int = 0
+    probes: int = 0
+    framing_errors: int = 0
 
 
 @dataclass(slots=True)
@@ -65,8 +65,8 @@ class ListenerStats(Tally):
     """One TCP or TLS listener's connections (listeners.py)."""
 
     connections: int = 0
-    rejected_connections: int = 0   # over max_connections
-    idle_closed: int = 0            # closed after idle_timeout
+    rejected_connections: int = 0
+    idle_closed: int = 0
 
 
 @dataclass(slots=True)
@@ -119,7 +119,7 @@ class PipelineStats:
 
     components: dict[str, Counts] = field(default_factory=dict)
     formats: dict[str, int] = field(default_factory=lambda: dict.fromkeys(FORMATS, 0))
-    discarded: int = 0          # routed nowhere (no rule, prefix or fallback matched)
+    discarded: int = 0
 
     def __reduce__(self) -> tuple[type[PipelineStats], tuple[Any, ...]]:
         return PipelineStats, (self.components, self.formats, self.discarded)
