@@ -19,16 +19,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+from fobs.components.errors import ConfigError as ConfigError  # defined there, used from here
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A user mistake in a config file or flag; its message is shown as is, without a traceback."""
 
 
 def load(cls: type[T], path: str | Path | None = None,
          overrides: Mapping[str, Any] | None = None) -> T:
-    """Read `path` (optional), apply dotted-key `overrides` (None values are skipped), build `cls`."""
+    """Read `path` (optional), apply dotted-key `overrides` (None values skipped), build `cls`."""
     data: dict[str, Any] = {}
     where = ""
     if path is not None:

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from fobs.components.errors import PayloadError as PayloadError  # raised here, caught by discovery
+
 ANNOUNCE = "vcap.component.announce"
 DISCOVER = "vcap.component.discover"
 UNREGISTER = "vcap.component.unregister"
@@ -27,10 +29,6 @@ START_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 MAX_PAYLOAD = 64 * 1024
 
 _UPTIME = re.compile(r"(\d{1,6})d:(\d{1,2})h:(\d{1,2})m:(\d{1,2})s")
-
-
-class PayloadError(ValueError):
-    """A registration message we cannot use; the text says why (counted, logged at debug)."""
 
 
 @dataclass(frozen=True, slots=True)
