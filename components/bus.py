@@ -113,7 +113,11 @@ class Bus:
         tls = config.tls_context()
         handshake_first = tls is not None and config.tls_handshake_first
         bus = cls(_TlsClient() if tls is not None and not handshake_first else Client(), name)
-        options: dict[str, object] = {}
+        # Seconds as floats: nats-py uses them so (tests reconnect within 0.1 s), though its
+        # hints say int; they travel in `options`, whose one ignore covers the stub's types.
+        options: dict[str, object] = {"connect_timeout": config.connect_timeout,
+                                      "reconnect_time_wait": config.reconnect_wait,
+                                      "ping_interval": config.ping_interval}
         if config.user:
             options.update(user=config.user, password=config.password)
         if config.token:
@@ -123,10 +127,7 @@ class Bus:
         await bus.client.connect(
             servers=list(config.servers),
             name=name,
-            connect_timeout=config.connect_timeout,
-            reconnect_time_wait=config.reconnect_wait,
             max_reconnect_attempts=-1,
-            ping_interval=config.ping_interval,
             allow_reconnect=True,
             error_cb=bus._on_error,
             disconnected_cb=bus._on_disconnected,

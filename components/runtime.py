@@ -45,7 +45,7 @@ class ComponentConfig:
     index: int = 0
     host: str = "127.0.0.1"       # address the /varz server binds
     port: int = 0                 # 0 = an ephemeral port
-    announce_host: str = ""       # address put in "host" ("" = bind address, or local IP for 0.0.0.0)
+    announce_host: str = ""       # "host" announced ("" = bind address; local IP for 0.0.0.0)
     user: str = ""                # "" = generated at start
     password: str = ""            # "" = generated at start
     log_level: str = "INFO"

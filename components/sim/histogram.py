@@ -2,8 +2,9 @@
 
 gorouter kept an exponentially decaying reservoir of 1028 samples; here every observation
 counts, in log-spaced buckets (relative width `growth`, stored sparsely), kept per time slot so
-that what falls out of the window is dropped exactly. Recording costs one log() whatever the weight, so a
-simulated tick can record "n requests took about x seconds" as one weighted observation.
+that what falls out of the window is dropped exactly. Recording costs one log() whatever the
+weight, so a simulated tick can record "n requests took about x seconds" as one weighted
+observation.
 Quantiles interpolate geometrically inside a bucket, within ±(growth-1)/2 of the true value.
 """
 

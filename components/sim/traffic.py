@@ -100,7 +100,7 @@ class Popularity:
         if key not in self._scores or not self._cumulative:
             return 0.0
         rank = self._keys.index(key) + 1
-        return rank ** -self.exponent / self._cumulative[-1]
+        return float(rank ** -self.exponent) / self._cumulative[-1]
 
     def pick(self, rng: random.Random, k: int) -> list[str]:
         if not self._keys or k <= 0:
