@@ -3,10 +3,10 @@ collector writes for every target), then the collector's own varz (targets, fail
 points written per output, spool, write errors), the supervisor's services and the alert
 evaluator.
 
-The `collector`, `supervisor` and `alert_evaluator` handlers store those daemons' varz
-(docs/schema.md); an output's counters are points of `collector_output` tagged with its name,
-so every panel covers every output whatever it is called. The daemons' panels follow the
-deployment only: the `job` and `index` variables pick scrape targets.
+Those daemons declare their metrics and the collector stores them (docs/schema.md); an
+output's counters are points of `collector_output` tagged with its name, so every panel covers
+every output whatever it is called. The daemons' panels follow the deployment only: the `job`
+and `index` variables pick scrape targets.
 """
 
 from fobs.dashboards.panels import Grid, by, dashboard, stat, timeseries, where
