@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import NamedTuple
 
 from fobs.collector.point import FieldValue, Point
@@ -53,16 +53,13 @@ class Encoded(NamedTuple):
 
 @dataclass
 class EncoderStats:
-    """Counters since the encoder was made; `varz()` is what the collector publishes."""
+    """Counters since the encoder was made (read by the collector's metrics)."""
 
     points: int = 0                # lines produced
     points_unencodable: int = 0    # bad measurement, tag, timestamp or series key; not UTF-8
     points_empty: int = 0          # no representable field left
     fields_nonfinite: int = 0      # NaN / ±inf
     fields_unencodable: int = 0    # bad key, int out of range, unsupported type
-
-    def varz(self) -> dict[str, int]:
-        return asdict(self)
 
 
 def _name_ok(name: str) -> bool:
@@ -81,7 +78,7 @@ class Encoder:
     Usage:
         enc = Encoder()
         data, n = enc.encode(points)     # bytes ready for /write, n lines
-        enc.stats.varz()
+        enc.stats.points_unencodable     # counters (fobs.collector.metrics declares them)
     """
 
     def __init__(self, cache_limit: int = CACHE_LIMIT) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from loguru import logger
@@ -27,9 +27,6 @@ class QuarantineStats:
     points: int = 0
     bytes: int = 0
     errors: int = 0                   # batches that could not be written to the file
-
-    def varz(self) -> dict[str, int]:
-        return asdict(self)
 
 
 class Quarantine:
