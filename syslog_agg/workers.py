@@ -29,8 +29,8 @@ import socket
 import struct
 import sys
 from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import cast
 
 from loguru import logger
 
@@ -60,7 +60,15 @@ def spread_at_random(sock: socket.socket, n: int) -> None:
     sock.setsockopt(socket.SOL_SOCKET, _SO_ATTACH_REUSEPORT_CBPF, fprog)
 
 
-def _frame(obj: Any) -> bytes:
+@dataclass(frozen=True)
+class _Setup:
+    """The first frame on a worker's link, aggregator → worker: what it is to run."""
+
+    config: SyslogAggConfig
+    workers: int                # how many share the port (each takes its share of the tail)
+
+
+def _frame(obj: _Setup | Batch) -> bytes:
     data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     return _HEADER.pack(len(data)) + data
 
@@ -148,7 +156,7 @@ class WorkerPool:
             sys.executable, "-m", "fobs.syslog_agg.workers", str(udp_fd), str(theirs.fileno()),
             pass_fds=(udp_fd, theirs.fileno()), stdin=asyncio.subprocess.DEVNULL)
         theirs.close()
-        ours.sendall(_frame((self.config, index, len(self.sockets))))
+        ours.sendall(_frame(_Setup(self.config, len(self.sockets))))
 
         def on_batch(batch: Batch) -> None:
             self.received[index] += batch.intake.received
@@ -219,7 +227,7 @@ class _Shipper:
         self.ctl.sendall(_frame(batch))
 
 
-def _read_frame(sock: socket.socket) -> Any:
+def _read_setup(sock: socket.socket) -> _Setup:
     header = sock.recv(4, socket.MSG_WAITALL)
     (size,) = _HEADER.unpack(header)
     data = bytearray()
@@ -228,15 +236,15 @@ def _read_frame(sock: socket.socket) -> Any:
         if not chunk:
             raise EOFError("aggregator closed the link")
         data += chunk
-    return pickle.loads(data)
+    return cast(_Setup, pickle.loads(data))  # of fobs.syslog_agg.workers; we run as __main__
 
 
-async def _work(udp: socket.socket, ctl: socket.socket, config: SyslogAggConfig, index: int,
-                count: int) -> None:
+async def _work(udp: socket.socket, ctl: socket.socket, setup: _Setup) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})  # a pending stop lands now
+    config, count = setup.config, setup.workers
     listen = config.listen
     intake = Intake(listen.queue_size, listen.max_message_size)
     tail_cfg = replace(config.tail, rate=config.tail.rate / count,
@@ -272,9 +280,9 @@ def main(argv: list[str]) -> int:
     udp = socket.socket(fileno=int(argv[0]))
     ctl = socket.socket(fileno=int(argv[1]))
     ctl.setblocking(True)
-    config, index, count = _read_frame(ctl)
+    setup = _read_setup(ctl)
     try:
-        asyncio.run(_work(udp, ctl, config, index, count))
+        asyncio.run(_work(udp, ctl, setup))
     except (BrokenPipeError, ConnectionResetError):
         return 1  # the aggregator is gone
     finally:
