@@ -120,13 +120,7 @@ class NatsDiscoverer:
         finally:
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
-            if self._on_reconnect in self.bus.reconnect_hooks:
-                self.bus.reconnect_hooks.remove(self._on_reconnect)
-            for sub in self._subs:
-                try:
-                    await sub.unsubscribe()
-                except Exception:
-                    pass
+            await self.bus.release(self._on_reconnect, self._subs)
 
     async def discover(self) -> None:
         """Ask every component to reply on our inbox (answers arrive as they come)."""

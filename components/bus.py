@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from loguru import logger
 from nats import errors as nats_errors
 from nats.aio.client import Client
+from nats.aio.subscription import Subscription
 
 from fobs.components.config import ConfigError, positive
 
@@ -153,6 +154,20 @@ class Bus:
                 await hook()
             except Exception as e:  # a hook failing must not stop the others
                 logger.warning("Reconnect hook failed: {}", e)
+
+    async def release(self, hook: Hook, subscriptions: list[Subscription]) -> None:
+        """Undo what one user of the bus set up: its reconnect hook and its subscriptions.
+
+        Never raises: it runs on the way out, when NATS may already be gone. Empties the list.
+        """
+        if hook in self.reconnect_hooks:
+            self.reconnect_hooks.remove(hook)
+        for sub in subscriptions:
+            try:
+                await sub.unsubscribe()
+            except Exception:
+                pass
+        subscriptions.clear()
 
     async def close(self, timeout: float = 2.0) -> None:
         """Drain (deliver what is buffered) within `timeout`; never raises, NATS may be gone."""

@@ -151,14 +151,7 @@ class Component:
         if self._server is None:
             return  # not started, or already stopped
         if self._bus is not None:
-            if self.announce in self._bus.reconnect_hooks:
-                self._bus.reconnect_hooks.remove(self.announce)
-            for sub in self._subscriptions:
-                try:
-                    await sub.unsubscribe()
-                except Exception:
-                    pass
-            self._subscriptions.clear()
+            await self._bus.release(self.announce, self._subscriptions)
             await self._publish(wire.UNREGISTER, self._identity())
             if self._owns_bus:
                 await self._bus.close()
