@@ -14,8 +14,9 @@ declarations, so the generic flattener never stores them a second time.
 
 The declarations come from the scraped process, so they are bounded like any varz: at most
 `MAX_DECLARATIONS` entries, `MAX_SERIES` series each, `MAX_VALUES` values read in all, paths of
-`MAX_PATH` keys and `MAX_TAGS` tags. A malformed entry, a series past a bound, a bad tag value or
-an unusable value counts one skipped value (`scrape.values_skipped`); a value that is absent or
+`MAX_PATH` keys and `MAX_TAGS` tags. A malformed entry (or one naming a measurement the
+collector writes itself, `RESERVED`), a series past a bound, a bad tag value or an unusable
+value counts one skipped value (`scrape.values_skipped`); a value that is absent or
 null is not counted (a gauge with no reading yet).
 """
 
@@ -25,6 +26,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from fobs.collector.handlers.component import MEASUREMENT as COMPONENT
 from fobs.collector.handlers.recorder import Fields, Recorder, dig
 from fobs.collector.handlers.values import field_name, tag_key, tag_value
 from fobs.components.metrics import DECLARATIONS_KEY
@@ -36,6 +38,10 @@ MAX_PATH = 8
 MAX_TAGS = 8
 MAX_KEY = 128
 _MEASUREMENT = re.compile(r"[a-z_][a-z0-9_]{0,63}")
+# What the scrape code, the `component` fields and the generic flattener write: not declarable
+# (`scrape` and `varz` are spelled here because importing their modules would be a cycle; a test
+# pins them to `scrape.MEASUREMENT` and `generic.MEASUREMENT`).
+RESERVED = frozenset({"scrape", COMPONENT, "varz"})
 
 Path = tuple[str, ...]
 PointKey = tuple[str, tuple[tuple[str, str], ...]]
@@ -83,6 +89,7 @@ def _parse(raw: Any) -> tuple[str, str, str, list[str], list[str], Any] | None:
     measurement, field, kind = raw.get("measurement"), raw.get("field"), raw.get("type")
     tags, path = raw.get("tags"), raw.get("path")
     if not (isinstance(measurement, str) and _MEASUREMENT.fullmatch(measurement)
+            and measurement not in RESERVED
             and field_name(field) is not None and kind in ("int", "float")
             and isinstance(tags, list) and len(tags) <= MAX_TAGS
             and all(tag_key(tag) is not None for tag in tags) and len(set(tags)) == len(tags)

@@ -78,6 +78,8 @@ def test_malformed_declarations_are_counted_not_stored() -> None:
         {**GOOD, "path": []},
         {**GOOD, "path": ["k"] * 9},
         {**GOOD, "field": None},
+        {**GOOD, "measurement": "scrape"},              # the collector's own measurements
+        {**GOOD, "measurement": "component"},
     ]
     varz = {"a": {"x": 1}, DECLARATIONS_KEY: [*bad, GOOD]}
     points, stats = run("Shop", varz)
@@ -124,3 +126,9 @@ def test_the_collector_golden_cases_carry_its_current_declarations() -> None:
         published = load_varz(CASES_DIR / "Collector" / case)[DECLARATIONS_KEY]
         assert {_shape(w["measurement"], w["field"], w["type"], w["tags"], w["path"])
                 for w in published} == current, case
+
+
+def test_reserved_measurements_are_the_ones_the_collector_writes() -> None:
+    from fobs.collector import scrape
+    from fobs.collector.handlers import component, generic
+    assert declared.RESERVED == {scrape.MEASUREMENT, component.MEASUREMENT, generic.MEASUREMENT}
