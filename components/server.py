@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from fobs.components import auth
 
@@ -52,14 +53,15 @@ def healthz(health: Health) -> Handler:
 
 async def serve(host: str, port: int, routes: Iterable[Route], *,
                 credentials: tuple[str, str] | None = None, realm: str = "fobs",
-                health: Health | None = None) -> Server:
+                health: Health | None = None,
+                middlewares: Iterable[Middleware] = ()) -> Server:
     """Serve `routes` (and /healthz when `health` is given) on host:port.
 
     With `credentials`, every path asks for HTTP basic auth in `realm`. Raises OSError when the
-    address cannot be bound.
+    address cannot be bound. `middlewares` run first (the supervisor's access policy).
     """
-    middlewares = [auth.middleware(*credentials, realm=realm)] if credentials else []
-    app = web.Application(middlewares=middlewares)
+    chain = [*middlewares, *([auth.middleware(*credentials, realm=realm)] if credentials else [])]
+    app = web.Application(middlewares=chain)
     if health is not None:
         app.router.add_get("/healthz", healthz(health))
     for method, path, handler in routes:

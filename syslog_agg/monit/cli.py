@@ -6,6 +6,10 @@
     fobs monit status [NAME]           details of every service, or of one
     fobs monit report                  up/down/initialising/unmonitored counts
     fobs monit start|stop|restart|monitor|unmonitor NAME
+
+The client commands send the credentials (`--credentials USER:PASS`, else the config file's
+[http] user and password) and never an Origin header: the supervisor refuses cross-origin
+requests, and a refusal (401, 403) is one line saying what to give.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from fobs.components import auth, daemon
-from fobs.components.config import ConfigError, host_port
+from fobs.components.config import ConfigError, credentials_flag, host_port
 from fobs.syslog_agg.monit import render
 from fobs.syslog_agg.monit.config import DEFAULT_HTTP_ADDRESS, load_config
 from fobs.syslog_agg.monit.supervisor import ACTIONS
@@ -66,6 +70,9 @@ def _connection_flags(p: argparse.ArgumentParser, default: Any) -> None:
     p.add_argument("--url", default=default,
                    help=f"status URL of a running supervisor (default: the config's "
                         f"[http] address, else http://{DEFAULT_HTTP_ADDRESS})")
+    p.add_argument("--credentials", metavar="USER:PASS", default=default,
+                   help="basic auth for the supervisor (default: the config's [http] user "
+                        "and password)")
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -118,20 +125,25 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _endpoint(args: argparse.Namespace) -> tuple[str, tuple[str, str] | None]:
+    """The supervisor's URL and credentials: the flags first, then the config file."""
     url = getattr(args, "url", None)
     path = getattr(args, "config", None)
+    flag = getattr(args, "credentials", None)
+    credentials = credentials_flag(flag) if flag else None
+    http = load_config(path).http if path is not None else None
+    if credentials is None and http is not None and http.user:
+        credentials = (http.user, http.password)
     if url:
-        return url.rstrip("/"), None
-    if path is None:
-        return f"http://{DEFAULT_HTTP_ADDRESS}", None
-    http = load_config(path).http
+        return url.rstrip("/"), credentials
+    if http is None:
+        return f"http://{DEFAULT_HTTP_ADDRESS}", credentials
     if not http.address:
         raise ConfigError(f"{path}: http.address is empty: the supervisor serves no status")
     host, port = host_port(http.address, "http.address")
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}", (http.user, http.password) if http.user else None
+    return f"http://{shown}:{port}", credentials
 
 
 class _Client:
@@ -139,6 +151,7 @@ class _Client:
 
     def __init__(self, url: str, credentials: tuple[str, str] | None) -> None:
         self.url = url
+        self.credentials = credentials
         self.headers = {"Accept": "application/json"}
         if credentials:
             self.headers["Authorization"] = auth.basic_auth_header(*credentials)
@@ -159,6 +172,14 @@ class _Client:
                 reason = json.load(e).get("error", e.reason)
             except (ValueError, AttributeError):
                 reason = e.reason
+            if e.code == 401:
+                given = "were refused" if self.credentials else "are needed"
+                raise ConfigError(f"the supervisor at {self.url} says: {reason} (HTTP 401): "
+                                  f"credentials {given}; give --credentials USER:PASS or -c "
+                                  f"FILE with [http] user and password") from None
+            if e.code == 403:
+                raise ConfigError(f"the supervisor at {self.url} refused the request "
+                                  f"(HTTP 403): {reason}") from None
             raise ConfigError(f"{reason} (HTTP {e.code} from {self.url})") from None
         except (urllib.error.URLError, OSError) as e:
             why = getattr(e, "reason", None) or e

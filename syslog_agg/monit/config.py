@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from fobs.components import access
 from fobs.components.config import (
     ConfigError,
     host_port,
@@ -31,6 +32,7 @@ StopSignal = Literal["TERM", "INT", "QUIT", "HUP", "USR1", "USR2", "KILL"]
 
 DEFAULT_CYCLE = 5.0
 DEFAULT_HTTP_ADDRESS = "127.0.0.1:2812"
+DEFAULT_HTTP_ALLOW = access.LOOPBACK
 DEFAULT_ALERT_SUBJECT = "fobs.monit.alerts"
 DEFAULT_START_TIMEOUT = 30.0
 DEFAULT_STOP_TIMEOUT = 10.0
@@ -242,16 +244,36 @@ class ProgramConfig:
 
 @dataclass(frozen=True)
 class HttpConfig:
-    """The status page and control API; `address = ""` turns it off."""
+    """The status page and control API; `address = ""` turns it off.
+
+    Who may use it is `fobs.components.access` (see docs/security.md): clients from `allow`
+    only, the `Host` of this server (or one of `allowed_hosts`), no cross-origin requests, and
+    the credentials for every state change, and for the status page too unless
+    `status_page = "public"`. Without `user`/`password` nothing can be changed over HTTP.
+    """
 
     address: str = DEFAULT_HTTP_ADDRESS
     user: str = ""
     password: str = ""
+    allow: tuple[str, ...] = DEFAULT_HTTP_ALLOW
+    allowed_hosts: tuple[str, ...] = ()
+    status_page: Literal["private", "public"] = "private"
 
     def validate(self) -> None:
         if self.address:
             host_port(self.address, "address")
         user_and_password(self.user, self.password)
+        if not self.allow:
+            raise ConfigError('allow: must list at least one network ("0.0.0.0/0" and '
+                              '"::/0" = any client)')
+        try:
+            access.networks(self.allow, "allow")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        for i, host in enumerate(self.allowed_hosts):
+            if access.split_host(host) is None:
+                raise ConfigError(f"allowed_hosts[{i}]: expected a host name or HOST:PORT "
+                                  f"as a Host header has it, got {host!r}")
 
 
 @dataclass(frozen=True)

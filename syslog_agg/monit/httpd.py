@@ -4,6 +4,11 @@ GET  /                         HTML status page (refreshes itself)
 GET  /status                   JSON: the supervisor and every service
 GET  /status/{name}            JSON: the supervisor and one service
 POST /service/{name}/{action}  start, stop, restart, monitor or unmonitor (202; 303 from a form)
+
+Every request first passes `fobs.components.access` (monit's `allow` plus credentials, and the
+Host/Origin checks a browser-reachable control API needs): state changes are POST only and need
+the credentials; the pages need them too unless `status_page = "public"`. docs/security.md has
+the threat model.
 """
 
 from __future__ import annotations
@@ -11,8 +16,9 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from aiohttp import web
+from loguru import logger
 
-from fobs.components import server
+from fobs.components import access, server
 from fobs.components.config import host_port
 from fobs.syslog_agg.monit import render
 from fobs.syslog_agg.monit.config import HttpConfig
@@ -29,27 +35,47 @@ class Control(Protocol):
 
 async def serve(sup: Control, cfg: HttpConfig) -> server.Server:
     """Bind the status server (port 0 = ephemeral; the URL says which port was taken)."""
-    routes = _Routes(sup)
     host, port = host_port(cfg.address, "http.address")
+    guard = access.Guard(policy(cfg, host))
+    routes = _Routes(sup, guard)
     try:
-        return await server.serve(
+        served = await server.serve(
             host, port, [("GET", "/", routes.page), ("GET", "/status", routes.status),
                          ("GET", "/status/{name}", routes.status),
                          ("POST", "/service/{name}/{action}", routes.control)],
-            credentials=(cfg.user, cfg.password) if cfg.user else None, realm="fobs monit")
+            middlewares=[guard.middleware])
     except OSError as e:
         raise OSError(e.errno, f"cannot listen on {cfg.address}: {e.strerror}") from None
+    if not cfg.user:
+        logger.warning("No http.user and http.password: the supervisor at {} refuses every "
+                       "state change{}", served.url,
+                       "" if cfg.status_page == "public" else " and its status page")
+    return served
+
+
+def policy(cfg: HttpConfig, host: str) -> access.Policy:
+    """The access policy of the [http] section (`host` is the listening host)."""
+    return access.Policy(
+        credentials=(cfg.user, cfg.password) if cfg.user else None,
+        allow=access.networks(cfg.allow, "http.allow"),
+        hosts=tuple(h.lower() for h in cfg.allowed_hosts), bind_host=host,
+        public_reads=cfg.status_page == "public", realm="fobs monit",
+        unconfigured="no credentials configured (http.user and http.password): the "
+                     "supervisor refuses state changes"
+                     + ("" if cfg.status_page == "public" else " and its status page"))
 
 
 class _Routes:
-    def __init__(self, sup: Control) -> None:
+    def __init__(self, sup: Control, guard: access.Guard) -> None:
         self.sup = sup
+        self.guard = guard
 
     async def page(self, request: web.Request) -> web.Response:
         return web.Response(text=render.page(self.sup.status()), content_type="text/html")
 
     async def status(self, request: web.Request) -> web.Response:
         status = self.sup.status()
+        status["supervisor"]["http_refused"] = dict(self.guard.refused)
         name = request.match_info.get("name")
         if name is not None:
             status["services"] = [s for s in status["services"] if s["name"] == name]

@@ -52,7 +52,9 @@ def svc(sup: Supervisor, name: str) -> dict:
 
 @pytest.fixture
 async def supervise() -> AsyncIterator[Callable[..., object]]:
-    """`await supervise(processes=..., programs=..., **kw)` → a started Supervisor, stopped after."""
+    """`await supervise(processes=..., programs=..., **kw)`: a started Supervisor, stopped after.
+
+    Its status server has no credentials unless `http=` gives some: it serves nothing then."""
     started: list[Supervisor] = []
 
     async def start(processes: tuple = (), programs: tuple = (), proc_root: str = "/proc",

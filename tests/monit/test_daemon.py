@@ -1,4 +1,5 @@
-"""`python -m fobs.syslog_agg.monit -c FILE` as a real process: CLI output, SIGTERM, no leftovers."""
+"""`python -m fobs.syslog_agg.monit -c FILE` as a real process: CLI output, SIGTERM, nothing
+left behind."""
 
 from __future__ import annotations
 
@@ -13,10 +14,18 @@ from pathlib import Path
 
 import pytest
 
+from fobs.components.auth import basic_auth_header
 from tests.monit.conftest import child, wait_gone
 from tests.services import free_port, wait_until
 
 REPO = Path(__file__).parents[2]
+
+
+def get_status(port: int) -> dict:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/status", headers={
+        "Authorization": basic_auth_header("admin", "s3cret")})
+    with urllib.request.urlopen(request, timeout=2) as r:
+        return json.load(r)  # type: ignore[no-any-return]
 
 
 class Daemon:
@@ -32,6 +41,8 @@ class Daemon:
 cycle = 0.2
 [http]
 address = "127.0.0.1:{self.http_port}"
+user = "admin"
+password = "s3cret"
 
 [[process]]
 name = "web"
@@ -63,8 +74,7 @@ command = "true"
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
     def status(self) -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/status", timeout=2) as r:
-            return json.load(r)
+        return get_status(self.http_port)
 
     def all_ok(self) -> bool:
         try:
@@ -169,6 +179,8 @@ def test_children_get_sigterm_when_the_supervisor_is_killed(tmp_path):
 cycle = 0.2
 [http]
 address = "127.0.0.1:{http}"
+user = "admin"
+password = "s3cret"
 [[process]]
 name = "web"
 command = {json.dumps(child("tcp", port))}
@@ -180,8 +192,7 @@ port = {port}
     try:
         def web_pid() -> int | None:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http}/status", timeout=2) as r:
-                    s = json.load(r)["services"][0]
+                s = get_status(http)["services"][0]
             except OSError:
                 return None
             return s["pid"] if s["status"] == "OK" else None
