@@ -17,8 +17,11 @@ Usage:
     registry.varz()  →  {"http": {"requests": {"GET": 1}}, "queue_length": 3.0}
 
 `varz` is a dotted path; a `{tag}` segment takes the child's tag value, a tag that is not in the
-path is still stored (the published `series` carry every child's tag values). Without `varz` the
-path is the field followed by one segment per tag.
+path is still stored (the published `series` carry every child's tag values) but must follow
+from the tags in the path (two children at one place would overwrite each other). Without
+`varz` the path is the field followed by one segment per tag. A reader (`set_function`) or a
+collect hook that raises, or a reader that returns something other than a number, is logged and
+its value left out: the rest still renders.
 
 Across processes (worker processes that count, a main process that serves varz): each process
 builds the same declarations in its own registry; a worker sends `registry.take()` (a picklable
@@ -26,8 +29,7 @@ dict of counter deltas since the last take, keyed by `measurement.field` and tag
 main process calls `registry.merge(delta)`. Gauges and summaries are not merged.
 
 Misuse raises ValueError at declaration (a duplicate field or path, a bad name, a `{tag}` that is
-not a tag) or at use (wrong tag count, a negative increment).
-"""
+not a tag) or at use (wrong tag count, a negative increment)."""
 
 from __future__ import annotations
 
@@ -36,6 +38,8 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from loguru import logger
 
 FieldType = Literal["int", "float"]
 Number = int | float
@@ -82,7 +86,13 @@ class Child:
         self._fn = fn
 
     def get(self) -> Number | None:
-        return self._fn() if self._fn is not None else self._value
+        if self._fn is None:
+            return self._value
+        try:
+            return self._fn()
+        except Exception:   # a reader's bug must not take varz and /metrics down with it
+            logger.exception("A metric's set_function raised; the value is left out")
+            return None
 
 
 class CounterChild(Child):
@@ -188,9 +198,6 @@ class Instrument(Generic[C]):
             raise ValueError(f"{self.key}: incorrect label count, expected {self.tags}")
         self._children[values] = child
 
-    def remove(self, *values: str) -> None:
-        self._children.pop(values, None)
-
     def clear(self) -> None:
         """Forget every child (a labelled family refilled at render time by a collect hook)."""
         if self.tags:
@@ -211,7 +218,11 @@ class Instrument(Generic[C]):
         value = child.get()
         if value is None:
             return None
-        return int(value) if self.type == "int" else float(value)
+        try:
+            return int(value) if self.type == "int" else float(value)
+        except (TypeError, ValueError, OverflowError):
+            logger.warning("Metric {} read {!r}, not a number; left out", self.key, value)
+            return None
 
 
 class Counter(Instrument[CounterChild]):
@@ -256,9 +267,12 @@ class Summary(Instrument[SummaryChild]):
         if "{q}" not in field:
             raise ValueError(f"Summary field {field!r} must contain {{q}}")
         self.window = window
+        registry = kwargs.pop("registry", None)
         super().__init__(measurement, field.replace("_{q}", "").replace("{q}", ""), help,
                          **kwargs)
-        self.field = field
+        self.field = field                  # the key is `measurement.duration_{q}_seconds`
+        if registry is not None:
+            registry.register(self)
 
     def _new_child(self) -> SummaryChild:
         return SummaryChild(self.window)
@@ -308,7 +322,10 @@ class Registry:
     def collect(self) -> list[AnyInstrument]:
         """Run the collect hooks, then return the instruments."""
         for hook in self._hooks:
-            hook()
+            try:
+                hook()
+            except Exception:   # as for readers: the other instruments still render
+                logger.exception("A metrics collect hook raised")
         return self.instruments()
 
     def declarations(self) -> list[Declaration]:

@@ -59,6 +59,18 @@ def test_overlay_merges_nested_objects_without_changing_either() -> None:
     assert base == {"http": {"version": "1.1", "requests": 0}, "up": 1}
 
 
+def test_a_broken_reader_or_hook_leaves_only_its_value_out(registry: Registry) -> None:
+    Gauge("d", "broken", "Raises", registry=registry).set_function(lambda: 1 / 0)
+    Gauge("d", "text", "Not a number", registry=registry).set_function(lambda: "x")  # type: ignore[arg-type,return-value]
+    Counter("d", "fine", "Fine", registry=registry).inc()
+
+    def hook() -> None:
+        raise RuntimeError("bug")
+
+    registry.on_collect(hook)
+    assert registry.varz() == {"fine": 1}
+
+
 def test_gauge_set_inc_dec(registry: Registry) -> None:
     g = Gauge("d", "in_flight", "In flight", registry=registry)
     g.inc()
@@ -77,6 +89,7 @@ def test_summary_renders_quantiles_and_declares_one_field_each(registry: Registr
         s.labels("varz").observe(value / 100)
     assert registry.varz() == {"scrapes": {"duration_seconds": {
         "healthz": {}, "varz": {"50": 0.51, "90": 0.91, "99": 1.0, "max": 1.0}}}}
+    assert registry.value("scrape", "duration_{q}_seconds", "healthz") == 0
     fields = [(d.field, d.path[-1], d.type) for d in registry.declarations()]
     assert fields == [("duration_p50_seconds", "50", "float"),
                       ("duration_p90_seconds", "90", "float"),
