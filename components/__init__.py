@@ -1,8 +1,10 @@
 """The component runtime and the reference components.
 
-A service becomes a component by creating a `Component`, adding its own varz fields and health
-checks, and calling `start()`: it then registers over NATS the Cloud Foundry way and serves
-/varz, /healthz and /metrics behind basic auth.
+A service becomes a component by creating a `Component`, declaring its metrics on
+`component.metrics` (`Counter`, `Gauge`, `Summary`: fobs' collector stores them with no handler
+to write), adding health checks, and calling `start()`: it then registers over NATS the Cloud
+Foundry way and serves /varz, /healthz and /metrics behind basic auth. docs/runtime.md has an
+example.
 """
 
 from fobs.components.bus import Bus, NatsConfig
