@@ -73,6 +73,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     s.add_argument("--supervisor", metavar="URL", default="http://127.0.0.1:2812",
                    help="the supervisor's status URL (default http://127.0.0.1:2812; "
                         "'' = don't ask)")
+    s.add_argument("--supervisor-credentials", metavar="USER:PASS",
+                   help="basic auth for the supervisor's status (fobs up writes them to "
+                        "var/etc/supervisor.toml)")
     s.add_argument("--json", action="store_true", help="print the raw targets document")
     s.set_defaults(handler=status)
 
@@ -177,17 +180,22 @@ def status(args: argparse.Namespace) -> int:
         return 0
     print_components(document)
     if args.supervisor:
-        print_supervisor(args.supervisor.rstrip("/"))
+        print_supervisor(args.supervisor.rstrip("/"), credentials_flag(
+            args.supervisor_credentials, "--supervisor-credentials")
+            if args.supervisor_credentials else None)
     return 0
 
 
-def print_supervisor(url: str) -> None:
+def print_supervisor(url: str, credentials: tuple[str, str] | None = None) -> None:
     """The supervisor's process table in monit's summary layout, if one answers at `url`."""
     import urllib.request
 
+    from fobs.components.auth import basic_auth_header
     from fobs.syslog_agg.monit import render
+    headers = {"Authorization": basic_auth_header(*credentials)} if credentials else {}
     try:
-        with urllib.request.urlopen(f"{url}/status", timeout=5) as resp:
+        with urllib.request.urlopen(urllib.request.Request(f"{url}/status", headers=headers),
+                                    timeout=5) as resp:
             supervisor = json.load(resp)
     except (OSError, ValueError) as e:
         print(f"\n(no supervisor at {url}: {e})")

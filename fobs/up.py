@@ -112,6 +112,8 @@ class Stack:
     alert_interval: float = 10.0
     allocator: Ports = field(default_factory=Ports)
     component_ports: dict[str, int] = field(default_factory=dict)
+    # The supervisor's control API: its own secret, not the varz password every component has.
+    control_password: str = field(default_factory=lambda: secrets.token_hex(16))
 
     @property
     def nats_url(self) -> str:
@@ -268,8 +270,16 @@ def supervisor_config(stack: Stack, files: dict[str, Path], cycle: float) -> Sup
     component = _supervisor_component(stack)
     return SupervisorConfig(
         cycle=cycle,
-        http=HttpConfig(address=f"127.0.0.1:{stack.ports['supervisor']}"),
+        http=HttpConfig(address=f"127.0.0.1:{stack.ports['supervisor']}", user=USER,
+                        password=stack.control_password),
         component=component, process=tuple(procs))
+
+
+def write_supervisor_client(stack: Stack) -> Path:
+    """The supervisor's address and control credentials, for `fobs monit -c FILE summary|…`."""
+    return write_private(stack.root / "etc" / "supervisor.toml", tomli_w.dumps({"http": {
+        "address": f"127.0.0.1:{stack.ports['supervisor']}", "user": USER,
+        "password": stack.control_password}}))
 
 
 def _supervisor_component(stack: Stack) -> ComponentConfig:
@@ -296,6 +306,8 @@ def build_dashboards(stack: Stack) -> Path | None:
 def where(stack: Stack, sup: Supervisor, dashboards: Path | None) -> str:
     rows = [
         ("Supervisor status page", sup.http_url or "-"),
+        ("Supervisor control", f"fobs monit -c {stack.root / 'etc' / 'supervisor.toml'} "
+                               "summary"),
         ("Collector targets", f"http://127.0.0.1:{stack.ports['collector_status']}"
                               "/api/v1/targets"),
         ("NATS", stack.nats_url),
@@ -319,6 +331,7 @@ def run(args: argparse.Namespace) -> int:
                        "of InfluxDB, and alerts are not evaluated", stack.root / "points.lp")
     files = write_configs(stack)
     config = supervisor_config(stack, files, args.cycle)
+    write_supervisor_client(stack)
     dashboards = build_dashboards(stack)
 
     async def main(stop: asyncio.Event) -> int:

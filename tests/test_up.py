@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import sys
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -53,9 +54,20 @@ def test_written_configs_load_with_each_daemons_strict_loader(tmp_path: Path) ->
     assert all(path.stat().st_mode & 0o077 == 0 for path in files.values())
 
 
-def get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=5) as r:
+def get_json(url: str, credentials: tuple[str, str] | None = None) -> Any:
+    from fobs.components.auth import basic_auth_header
+    headers = {"Authorization": basic_auth_header(*credentials)} if credentials else {}
+    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=5) as r:
         return json.load(r)
+
+
+def supervisor_client(tmp_path: Path) -> tuple[Path, tuple[str, str]]:
+    """The client file `fobs up` writes for `fobs monit -c`, and the credentials in it."""
+    import tomllib
+    path = tmp_path / "var" / "etc" / "supervisor.toml"
+    assert path.stat().st_mode & 0o077 == 0
+    http = tomllib.loads(path.read_text())["http"]
+    return path, (http["user"], http["password"])
 
 
 def influx(url: str, q: str) -> list[dict[str, Any]]:
@@ -99,6 +111,26 @@ async def fobs_up(tmp_path: Path, *args: str) -> tuple[asyncio.subprocess.Proces
     return proc, output
 
 
+def supervisor_refuses(url: str, creds: tuple[str, str]) -> list[int]:
+    """HTTP codes of: the status without credentials, the issue's cross-origin form POST
+    without credentials, and the same POST with them (the browser may have cached them)."""
+    from fobs.components.auth import basic_auth_header
+    codes = []
+    for path, headers in (
+            ("/status", {}),
+            ("/service/nats/stop", {"Origin": "http://evil.example"}),
+            ("/service/nats/stop", {"Origin": "http://evil.example",
+                                    "Authorization": basic_auth_header(*creds)})):
+        data = b"x=1" if "service" in path else None
+        try:
+            urllib.request.urlopen(urllib.request.Request(url + path, data=data, headers={
+                "Content-Type": "application/x-www-form-urlencoded", **headers}), timeout=5)
+            codes.append(200)
+        except urllib.error.HTTPError as e:
+            codes.append(e.code)
+    return codes
+
+
 async def stop_up(proc: asyncio.subprocess.Process, output: list[str]) -> None:
     if proc.returncode is None:
         proc.send_signal(signal.SIGTERM)
@@ -121,8 +153,21 @@ async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
         status_url = re.search(r"Supervisor status page\s+(\S+)", text).group(1)  # type: ignore[union-attr]
         influx_url = re.search(r"InfluxDB \(database fobs\)\s+(\S+)", text).group(1)  # type: ignore[union-attr]
         logs = Path(re.search(r"Component logs\s+(\S+)", text).group(1))  # type: ignore[union-attr]
-        services = {s["name"]: s for s in get_json(f"{status_url}/status")["services"]}
+        client, creds = supervisor_client(tmp_path)
+        services = {s["name"]: s for s in get_json(f"{status_url}/status", creds)["services"]}
         pids = [s["pid"] for s in services.values() if s["pid"]]
+
+        # The supervisor answers only with the credentials fobs up generated, and a
+        # cross-origin form POST (issue 9) stops nothing.
+        refused = await asyncio.to_thread(supervisor_refuses, status_url, creds)
+        assert refused == [401, 403, 403], refused
+        assert get_json(f"{status_url}/status/nats", creds)["services"][0]["monitoring_status"] \
+            == "Monitored"
+        summary_cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "fobs", "monit", "-c", str(client), "summary",
+            stdout=asyncio.subprocess.PIPE)
+        table = (await summary_cli.communicate())[0].decode()
+        assert summary_cli.returncode == 0 and re.search(r"^ nats\s+OK\s+Process$", table, re.M)
 
         # Every component type of the stack is in InfluxDB, scraped by the collector.
         def types_up() -> bool:
@@ -135,7 +180,8 @@ async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
         targets = re.search(r"Collector targets\s+(\S+)/api/v1/targets", text).group(1)  # type: ignore[union-attr]
         shown = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "fobs", "status", "--collector", targets,
-            "--supervisor", status_url, stdout=asyncio.subprocess.PIPE)
+            "--supervisor", status_url, "--supervisor-credentials", ":".join(creds),
+            stdout=asyncio.subprocess.PIPE)
         table = (await shown.communicate())[0].decode()
         assert shown.returncode == 0, table
         assert re.search(r"^DEA\s+1\s+\S+\s+up\s+yes", table, re.M), table
@@ -150,10 +196,11 @@ async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
         os.kill(old_pid, signal.SIGKILL)
 
         def restarted() -> bool:
-            dea = {s["name"]: s for s in get_json(f"{status_url}/status")["services"]}["dea-1"]
+            dea = {s["name"]: s for s in get_json(f"{status_url}/status", creds)["services"]}[
+                "dea-1"]
             return bool(dea["pid"] not in (None, old_pid) and dea["status"] == "OK")
         await until(restarted, "dea-1 restarted")
-        services = {s["name"]: s for s in get_json(f"{status_url}/status")["services"]}
+        services = {s["name"]: s for s in get_json(f"{status_url}/status", creds)["services"]}
         pids = [s["pid"] for s in services.values() if s["pid"]]
     finally:
         await stop_up(proc, output)
@@ -210,8 +257,10 @@ async def test_killed_dea_fires_component_down_restarts_and_resolves(tmp_path: P
                         and (labels["job"], labels["index"]) == ("DEA", "1"):
                     return event
 
+        _, creds = supervisor_client(tmp_path)
+
         def status() -> dict[str, Any]:
-            return get_json(f"{status_url}/status")  # type: ignore[no-any-return]
+            return get_json(f"{status_url}/status", creds)  # type: ignore[no-any-return]
 
         # Kill right after a supervisor cycle, so the DEA stays dead until the next one.
         cycles = status()["supervisor"]["cycles"]
