@@ -70,12 +70,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    help=f"the collector's status URL (default {DEFAULT_STATUS_URL})")
     s.add_argument("--credentials", metavar="USER:PASS",
                    help="basic auth, when the collector's [status] sets user and password")
-    s.add_argument("--supervisor", metavar="URL", default="http://127.0.0.1:2812",
-                   help="the supervisor's status URL (default http://127.0.0.1:2812; "
-                        "'' = don't ask)")
+    s.add_argument("--supervisor", metavar="URL", default=None,
+                   help="the supervisor's status URL (default: the one fobs up wrote to "
+                        "./var/etc/supervisor.toml, else http://127.0.0.1:2812; '' = don't ask)")
     s.add_argument("--supervisor-credentials", metavar="USER:PASS",
-                   help="basic auth for the supervisor's status (fobs up writes them to "
-                        "var/etc/supervisor.toml)")
+                   help="basic auth for the supervisor's status (default: from "
+                        "./var/etc/supervisor.toml when it is there)")
     s.add_argument("--json", action="store_true", help="print the raw targets document")
     s.set_defaults(handler=status)
 
@@ -179,15 +179,21 @@ def status(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     print_components(document)
-    if args.supervisor:
-        print_supervisor(args.supervisor.rstrip("/"), credentials_flag(
+    if args.supervisor != "":
+        from fobs.syslog_agg.monit.cli import UP_CLIENT_FILE, endpoint
+        url, found = endpoint(UP_CLIENT_FILE) if UP_CLIENT_FILE.is_file() else (
+            "http://127.0.0.1:2812", None)
+        if args.supervisor and args.supervisor.rstrip("/") != url:
+            url, found = args.supervisor.rstrip("/"), None
+        print_supervisor(url, credentials_flag(
             args.supervisor_credentials, "--supervisor-credentials")
-            if args.supervisor_credentials else None)
+            if args.supervisor_credentials else found)
     return 0
 
 
 def print_supervisor(url: str, credentials: tuple[str, str] | None = None) -> None:
     """The supervisor's process table in monit's summary layout, if one answers at `url`."""
+    import urllib.error
     import urllib.request
 
     from fobs.components.auth import basic_auth_header
@@ -197,6 +203,10 @@ def print_supervisor(url: str, credentials: tuple[str, str] | None = None) -> No
         with urllib.request.urlopen(urllib.request.Request(f"{url}/status", headers=headers),
                                     timeout=5) as resp:
             supervisor = json.load(resp)
+    except urllib.error.HTTPError as e:
+        print(f"\n(the supervisor at {url} refused: HTTP {e.code}"
+              + ("; give --supervisor-credentials USER:PASS)" if e.code == 401 else ")"))
+        return
     except (OSError, ValueError) as e:
         print(f"\n(no supervisor at {url}: {e})")
         return

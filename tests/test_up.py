@@ -153,7 +153,7 @@ async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
         status_url = re.search(r"Supervisor status page\s+(\S+)", text).group(1)  # type: ignore[union-attr]
         influx_url = re.search(r"InfluxDB \(database fobs\)\s+(\S+)", text).group(1)  # type: ignore[union-attr]
         logs = Path(re.search(r"Component logs\s+(\S+)", text).group(1))  # type: ignore[union-attr]
-        client, creds = supervisor_client(tmp_path)
+        _, creds = supervisor_client(tmp_path)
         services = {s["name"]: s for s in get_json(f"{status_url}/status", creds)["services"]}
         pids = [s["pid"] for s in services.values() if s["pid"]]
 
@@ -163,8 +163,9 @@ async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
         assert refused == [401, 403, 403], refused
         assert get_json(f"{status_url}/status/nats", creds)["services"][0]["monitoring_status"] \
             == "Monitored"
+        # From the directory fobs up ran in, the client finds var/etc/supervisor.toml itself.
         summary_cli = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "fobs", "monit", "-c", str(client), "summary",
+            sys.executable, "-m", "fobs", "monit", "summary", cwd=tmp_path,
             stdout=asyncio.subprocess.PIPE)
         table = (await summary_cli.communicate())[0].decode()
         assert summary_cli.returncode == 0 and re.search(r"^ nats\s+OK\s+Process$", table, re.M)
@@ -179,8 +180,7 @@ async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
         # `fobs status`: the collector's components, then the supervisor's processes.
         targets = re.search(r"Collector targets\s+(\S+)/api/v1/targets", text).group(1)  # type: ignore[union-attr]
         shown = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "fobs", "status", "--collector", targets,
-            "--supervisor", status_url, "--supervisor-credentials", ":".join(creds),
+            sys.executable, "-m", "fobs", "status", "--collector", targets, cwd=tmp_path,
             stdout=asyncio.subprocess.PIPE)
         table = (await shown.communicate())[0].decode()
         assert shown.returncode == 0, table

@@ -29,6 +29,8 @@ from fobs.syslog_agg.monit.config import DEFAULT_HTTP_ADDRESS, load_config
 from fobs.syslog_agg.monit.supervisor import ACTIONS
 
 REQUEST_TIMEOUT = 10.0
+# `fobs up` (default --dir var) writes the supervisor's address and credentials here, owner-only.
+UP_CLIENT_FILE = Path("var") / "etc" / "supervisor.toml"
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -125,25 +127,28 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _endpoint(args: argparse.Namespace) -> tuple[str, tuple[str, str] | None]:
-    """The supervisor's URL and credentials: the flags first, then the config file."""
+    """The supervisor's URL and credentials: the flags first, then the config file (or the
+    one `fobs up` wrote under ./var when neither -c nor --url is given)."""
     url = getattr(args, "url", None)
     path = getattr(args, "config", None)
+    if path is None and not url and UP_CLIENT_FILE.is_file():
+        path = UP_CLIENT_FILE
     flag = getattr(args, "credentials", None)
-    credentials = credentials_flag(flag) if flag else None
-    http = load_config(path).http if path is not None else None
-    if credentials is None and http is not None and http.user:
-        credentials = (http.user, http.password)
-    if url:
-        return url.rstrip("/"), credentials
-    if http is None:
-        return f"http://{DEFAULT_HTTP_ADDRESS}", credentials
+    found = endpoint(path) if path is not None else (f"http://{DEFAULT_HTTP_ADDRESS}", None)
+    credentials = credentials_flag(flag) if flag else found[1]
+    return (url.rstrip("/") if url else found[0]), credentials
+
+
+def endpoint(path: Path) -> tuple[str, tuple[str, str] | None]:
+    """URL and credentials of the supervisor a config file describes (its [http] section)."""
+    http = load_config(path).http
     if not http.address:
         raise ConfigError(f"{path}: http.address is empty: the supervisor serves no status")
     host, port = host_port(http.address, "http.address")
     if host in ("0.0.0.0", "::"):
         host = "127.0.0.1"
     shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}", credentials
+    return f"http://{shown}:{port}", (http.user, http.password) if http.user else None
 
 
 class _Client:

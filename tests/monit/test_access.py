@@ -100,8 +100,8 @@ port = {self.web_port}
         return web["status"] == "OK" and web["monitoring_status"] == "Monitored" \
             and not web["pending"]
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "fobs", "monit", *args], cwd=REPO,
+    def cli(self, *args: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "fobs", "monit", *args], cwd=cwd,
                               capture_output=True, text=True, timeout=20)
 
     def stop(self) -> str:
@@ -214,7 +214,12 @@ def test_cli_sends_the_credentials_and_says_why_it_was_refused(monit):
     assert stop.returncode == 0 and stop.stdout == "'web' stop requested\n", stop.stderr
     wait_until(lambda: monit.web()["monitoring_status"] == "Not monitored"
                and not monit.web()["pending"], "web stopped", 20)
-    start = monit.cli("-c", str(monit.config), "start", "web")
+    # With no flags, from the directory `fobs up` ran in: its var/etc/supervisor.toml.
+    stack = monit.config.parent / "stack"
+    (stack / "var" / "etc").mkdir(parents=True)
+    (stack / "var" / "etc" / "supervisor.toml").write_text(
+        f'[http]\naddress = "127.0.0.1:{monit.port}"\nuser = "admin"\npassword = "s3cret"\n')
+    start = monit.cli("start", "web", cwd=stack)
     assert start.returncode == 0, start.stderr
     wait_until(monit.web_ok, "web started again", 20)
 
@@ -275,3 +280,17 @@ def test_http_config_errors_name_the_key(tmp_path, text, error):
     with pytest.raises(ConfigError) as e:
         load_config(path)
     assert error in str(e.value)
+
+
+def test_the_samples_commented_http_values_are_the_defaults(tmp_path):
+    sample = (REPO / "syslog_agg" / "monit" / "fobs-monit.toml").read_text()
+    values = []
+    for line in sample.split("\n[http]\n", 1)[1].splitlines():
+        if line.startswith(("[", "# [")):  # the next table
+            break
+        if line.startswith("# "):
+            values.append(line[2:])
+    assert {v.split(" =")[0] for v in values} == set(HttpConfig.__dataclass_fields__)
+    path = tmp_path / "defaults.toml"
+    path.write_text("[http]\n" + "\n".join(values) + "\n")
+    assert load_config(path).http == HttpConfig()
