@@ -81,8 +81,7 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
     nor a small compressed one that inflates to a large one is ever held past the limit."""
     encoding = resp.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
     if encoding not in ("", "identity", *ENCODINGS):
-        raise aiohttp.ContentEncodingError(resp.request_info, (resp,),
-                                           message=f"unsupported Content-Encoding {encoding!r}")
+        raise aiohttp.ClientPayloadError(f"unsupported Content-Encoding {encoding!r}")
     inflate = zlib.decompressobj(_GZIP_OR_ZLIB) if encoding in ENCODINGS else None
     parts: list[bytes] = []
     size = received = 0
@@ -98,16 +97,14 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
             try:
                 out = inflate.decompress(chunk, limit - size + 1)
             except zlib.error as e:
-                raise aiohttp.ContentEncodingError(resp.request_info, (resp,),
-                                                   message=f"bad {encoding} body: {e}") from None
+                raise aiohttp.ClientPayloadError(f"bad {encoding} body: {e}") from None
             size += len(out)
             if size > limit:
                 raise ResponseTooLarge(limit)
             parts.append(out)
             chunk = inflate.unconsumed_tail
     if inflate is not None and not inflate.eof:
-        raise aiohttp.ContentEncodingError(resp.request_info, (resp,),
-                                           message=f"truncated {encoding} body")
+        raise aiohttp.ClientPayloadError(f"truncated {encoding} body")
     return b"".join(parts)
 
 
