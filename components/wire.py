@@ -14,6 +14,7 @@ ignored, as the original collector did; anything else unusable raises `PayloadEr
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from dataclasses import dataclass
@@ -29,6 +30,10 @@ START_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 MAX_PAYLOAD = 64 * 1024
 
 _UPTIME = re.compile(r"(\d{1,6})d:(\d{1,2})h:(\d{1,2})m:(\d{1,2})s")
+_HOST = re.compile(r"(?:\[(?P<ip6>[0-9A-Fa-f:.]{2,45})\]|[A-Za-z0-9][A-Za-z0-9_.-]{0,252})"
+                   r":(?P<port>[0-9]{1,5})", re.ASCII)
+TYPE_PATTERN = r"[A-Za-z][A-Za-z0-9_.-]{0,63}"
+_TYPE = re.compile(TYPE_PATTERN, re.ASCII)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +138,27 @@ def parse_credentials(value: Any) -> tuple[str, str] | None:
 
 
 def parse_host(value: Any) -> str:
-    if not isinstance(value, str) or len(value) > 300:
+    """`host:port` of a varz server, nothing else: a name or IPv4 address, or an IPv6 one in
+    brackets, and a port 1..65535. No path, query, fragment or userinfo: the collector builds
+    `http://<host>/varz` from it, so anything more would let an announce choose the URL."""
+    text = value.strip() if isinstance(value, str) else None
+    match = _HOST.fullmatch(text) if text is not None and len(text) <= 300 else None
+    if text is None or match is None or not 0 < int(match["port"]) < 65536:
         raise PayloadError(f"host {value!r} is not HOST:PORT")
-    host, sep, port = value.strip().rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise PayloadError(f"host {value!r} is not HOST:PORT")
-    return value.strip()
+    if match["ip6"] is not None:
+        try:
+            ipaddress.IPv6Address(match["ip6"])
+        except ValueError:
+            raise PayloadError(f"host {value!r} is not HOST:PORT") from None
+    return text
+
+
+def parse_type(value: Any) -> str:
+    """A component type: a letter, then letters, digits, `_`, `.`, `-`; 64 characters at most
+    (every Cloud Foundry and fobs type fits; it becomes a tag, a log word and a status column)."""
+    if not isinstance(value, str) or _TYPE.fullmatch(value) is None:
+        raise PayloadError(f"type {value!r} is not a component type")
+    return value
 
 
 def parse_announcement(data: bytes) -> Announcement | None:
@@ -146,12 +166,12 @@ def parse_announcement(data: bytes) -> Announcement | None:
     payload = decode(data)
     if payload.get("index") is None:
         return None
-    ctype = payload.get("type")
-    if not isinstance(ctype, str) or not ctype or len(ctype) > 100:
-        raise PayloadError(f"type {ctype!r} is not a component type")
+    ctype = parse_type(payload.get("type"))
     index = parse_index(payload["index"])
     host = parse_host(payload.get("host"))
     uuid = payload.get("uuid")
+    if isinstance(uuid, str) and not uuid.isprintable():
+        raise PayloadError(f"uuid {uuid!r} has control characters")
     if not isinstance(uuid, str) or not uuid or len(uuid) > 200:
         uuid = f"{ctype}/{index}"     # CF components always send one; be lenient otherwise
     return Announcement(type=ctype, index=index, uuid=uuid, host=host,
