@@ -31,6 +31,8 @@ DEFAULT_HEALTHZ_INTERVAL = 5.0
 DEFAULT_TIMEOUT_CAP = 5.0                   # default timeout = min(5 s, interval)
 DEFAULT_DISCOVER_INTERVAL = 60.0
 DEFAULT_PRUNE_INTERVAL = 300.0
+DEFAULT_HEARTBEAT_INTERVAL = 1.0   # sharding: a silent collector is out after interval × misses
+DEFAULT_HEARTBEAT_MISSES = 3       # (3 s: within a third of the default varz interval)
 DEFAULT_MAX_IN_FLIGHT = 256
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 DEFAULT_STATUS_ADDRESS = "127.0.0.1:9190"
@@ -162,11 +164,16 @@ class DiscoveryConfig:
     discover_interval: float = DEFAULT_DISCOVER_INTERVAL
     prune_interval: float = DEFAULT_PRUNE_INTERVAL
     sharding: Literal["none", "rendezvous"] = "none"
+    heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
+    heartbeat_misses: int = DEFAULT_HEARTBEAT_MISSES
     static: tuple[StaticTarget, ...] = ()
 
     def validate(self) -> None:
         positive(self.discover_interval, "discover_interval")
         positive(self.prune_interval, "prune_interval")
+        positive(self.heartbeat_interval, "heartbeat_interval")
+        if self.heartbeat_misses < 1:
+            raise ConfigError(f"heartbeat_misses: must be at least 1, got {self.heartbeat_misses}")
         if self.prune_interval < self.discover_interval:
             raise ConfigError(f"prune_interval: {self.prune_interval:g}s is shorter than "
                               f"discover_interval ({self.discover_interval:g}s): every target "

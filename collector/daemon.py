@@ -27,6 +27,7 @@ from fobs.collector.discovery import (
 )
 from fobs.collector.fanout import Outputs
 from fobs.collector.handlers import role_for
+from fobs.collector.membership import Membership
 from fobs.collector.metrics import CollectorMetrics
 from fobs.collector.point import Point
 from fobs.collector.registry import Registry
@@ -64,6 +65,7 @@ class Collector:
         self.nats_rtt_ms: float | None = None
         self.uuid = ""
         self.registry: Registry | None = None
+        self.membership: Membership | None = None
         self._scraper: Scraper | None = None
         self.status: StatusServer | None = None
         self.discoverers: list[Discoverer] = []
@@ -85,8 +87,10 @@ class Collector:
         self.registry = Registry(deployment=cfg.deployment,
                                  prune_interval=cfg.discovery.prune_interval,
                                  self_uuid=self.uuid, sharding=cfg.discovery.sharding,
+                                 collectors=() if self._shares() else None,
                                  role_for=role_for)
-        self._scraper = Scraper(cfg.scrape, self.outputs.add)
+        self._scraper = Scraper(cfg.scrape, self.outputs.add,
+                                collector=str(cfg.component.index))
         self.registry.listeners.append(self._scraper)
         await self._scraper.start()
         prune_every = cfg.discovery.prune_interval / PRUNE_CHECKS_PER_INTERVAL
@@ -100,6 +104,15 @@ class Collector:
             self.discoverers.append(StaticDiscoverer(cfg.discovery.static))
         for discoverer in self.discoverers:
             self._tasks.append(asyncio.create_task(self._discover(discoverer)))
+        if self._shares():
+            assert self.bus is not None
+            registry = self.registry
+            self.membership = Membership(
+                self.bus, self.uuid, str(cfg.component.index),
+                interval=cfg.discovery.heartbeat_interval, misses=cfg.discovery.heartbeat_misses,
+                on_change=registry.set_collectors, owned=lambda: len(registry.owned()),
+                status=cfg.status.address)
+            self._jobs.append(asyncio.create_task(self.membership.run()))
         if self.component is not None:
             metrics = CollectorMetrics(self.component.metrics)
             metrics.bind(self)
@@ -111,7 +124,9 @@ class Collector:
             self.component.add_health_check("outputs", self.outputs.health)
             await self.component.start()
         if cfg.status.address:
-            self.status = StatusServer(cfg.status, self.registry, self.scraper, self.health)
+            members = self.membership.table if self.membership is not None else None
+            self.status = StatusServer(cfg.status, self.registry, self.scraper, self.health,
+                                       members)
             await self.status.start()
         self.started.set()
         logger.info("Collector started (deployment {}, sharding {})", cfg.deployment,
@@ -122,6 +137,8 @@ class Collector:
         if self._stopped:
             return
         self._stopped = True
+        if self.membership is not None:
+            await self.membership.leave()    # the others take over while we finish
         for job in self._jobs:
             job.cancel()
         await asyncio.gather(*self._jobs, return_exceptions=True)
@@ -142,6 +159,10 @@ class Collector:
         if self.bus is not None:
             await self.bus.close()
         logger.info("Collector stopped")
+
+    def _shares(self) -> bool:
+        """Sharing the fleet with other collectors, membership by heartbeats on NATS."""
+        return self.config.discovery.sharding == "rendezvous" and self.bus is not None
 
     @property
     def outputs(self) -> Sink:

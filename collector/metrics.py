@@ -35,7 +35,10 @@ TARGET_HELP = {"known": "Targets this collector scrapes", "up": "Targets up",
                "other_collectors": "Targets another collector scrapes (sharding)"}
 TARGET_EVENTS = {"pruned": "Targets pruned after prune_interval of silence on NATS",
                  "unregistered": "Targets that said goodbye (vcap.component.unregister)",
-                 "host_changes": "Targets that moved to another host:port"}
+                 "host_changes": "Targets that moved to another host:port",
+                 "ownership_changes": "Times the set of collectors sharing the fleet changed",
+                 "taken_over": "Targets that moved to this collector from another one",
+                 "handed_over": "Targets that moved from this collector to another one"}
 # scrapes.<key> → (field, help)
 SCRAPE_COUNTERS = {
     "skipped_overlap": ("scrapes_skipped_overlap", "Runs skipped: the previous one was still "
@@ -107,6 +110,11 @@ class CollectorMetrics:
             self._gauge(f"targets_{state}", help, f"targets.{state}")
         self._gauge("collectors", "Live collectors sharing the fleet, this one included",
                     "targets.collectors")
+        self._counter("collectors_expired", "Collectors declared dead: silent for "
+                      "heartbeat_misses heartbeat intervals", "targets.collectors_expired")
+        self._gauge("collectors_fenced", "1 while this collector cannot hear its own heartbeat "
+                    "(cut off from NATS: it keeps its share, declares nobody dead)",
+                    "targets.collectors_fenced")
         for event, help in TARGET_EVENTS.items():
             self._counter(f"targets_{event}", help, f"targets.{event}")
         for key, (field, help) in SCRAPE_COUNTERS.items():
@@ -194,8 +202,12 @@ class CollectorMetrics:
             lambda: None if collector.nats_rtt_ms is None else collector.nats_rtt_ms / 1000)
         c["nats_reconnects"].set_function(lambda: bus.reconnects if bus else 0)
         g["nats_connected"].set_function(lambda: int(bool(bus and bus.client.is_connected)))
+        c["collectors_expired"].set_function(
+            lambda: collector.membership.expired if collector.membership else 0)
+        g["collectors_fenced"].set_function(
+            lambda: int(bool(collector.membership and collector.membership.fenced())))
         registry = collector.registry
-        for event in ("pruned", "unregistered", "host_changes"):
+        for event in TARGET_EVENTS:
             c[f"targets_{event}"].set_function(partial(getattr, registry, event))
         self.registry.on_collect(lambda: self._refresh(collector))
 

@@ -5,10 +5,11 @@ components on one host are two targets and a moved component is followed, not du
 target that stops answering HTTP is kept and reported down — only silence on NATS for
 `prune_interval` (or an unregister) removes it; pruning pauses while NATS itself is unreachable.
 
-Sharding (`rendezvous`): every collector sees the same set of live collectors (components of
-type Collector) and the same targets, and scrapes a target only if it has the highest
-hash(collector uuid, target uuid). When a collector leaves (unregister, or pruned) the others
-pick up its targets with no coordination.
+Sharding (`rendezvous`): the membership (`fobs.collector.membership`, heartbeats on NATS) tells
+the registry the live collectors (`set_collectors`); every collector has the same set and the
+same targets, and scrapes a target only if it has the highest hash(collector uuid, target uuid).
+When a collector leaves or falls silent the others pick up its targets with no coordination; a
+collector that is not in the set yet (still joining) owns nothing.
 """
 
 from __future__ import annotations
@@ -16,15 +17,14 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import NamedTuple, Protocol
 
 from loguru import logger
 
 from fobs.collector.discovery import Update
 from fobs.collector.target import Discovered, Target
-
-COLLECTOR_TYPE = "Collector"
 
 
 class TargetCounts(NamedTuple):
@@ -44,6 +44,10 @@ class Listener(Protocol):
 
     def changed(self, target: Target) -> None: ...
 
+    def taken(self, target: Target, since: float | None) -> None:
+        """Ownership moved to us from another collector, which scraped it until `since` (wall
+        time; None = unknown, scrape soon)."""
+
 
 def rendezvous_score(collector_uuid: str, target_uuid: str) -> int:
     digest = hashlib.blake2b(f"{collector_uuid}\0{target_uuid}".encode(), digest_size=8)
@@ -60,7 +64,10 @@ class Registry:
 
     def __init__(self, *, deployment: str, prune_interval: float, self_uuid: str = "",
                  sharding: str = "none", role_for: Callable[[str], str | None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 collectors: Iterable[str] | None = None) -> None:
+        """`collectors`: the live collectors at start; None = this one alone, () = joining
+        (owns nothing until `set_collectors` includes it)."""
         self.deployment = deployment
         self.prune_interval = prune_interval
         self.self_uuid = self_uuid
@@ -73,7 +80,11 @@ class Registry:
         self.pruned = 0
         self.unregistered = 0
         self.host_changes = 0
-        self._collectors: set[str] = {self_uuid} if self_uuid else set()
+        self._collectors: frozenset[str] = frozenset(
+            (self_uuid,) if collectors is None else collectors)
+        self.ownership_changes = 0   # times the set of collectors changed
+        self.taken_over = 0          # targets that moved to this collector
+        self.handed_over = 0         # targets that moved away from it
 
     # -- updates ----------------------------------------------------------------------------
 
@@ -96,11 +107,10 @@ class Registry:
             if gone is not None:
                 self.unregistered += 1
                 self._drop(gone, "unregistered")
-        if not self._reshard():
-            for target in fresh:
-                if target.uuid in self.targets and self._owns(target.uuid):
-                    target.owned = True
-                    self._notify([li.added for li in self.listeners], target)
+        for target in fresh:
+            if target.uuid in self.targets and self._owns(target.uuid):
+                target.owned = True
+                self._notify([li.added for li in self.listeners], target)
 
     def prune(self) -> int:
         """Drop targets not heard of (announce/discover reply) for `prune_interval`."""
@@ -111,8 +121,6 @@ class Registry:
         for target in stale:
             self.pruned += 1
             self._drop(target, f"silent for {self.prune_interval:g}s")
-        if stale:
-            self._reshard()
         return len(stale)
 
     def _of_source(self, source: str) -> list[Target]:
@@ -162,35 +170,46 @@ class Registry:
     # -- sharding ---------------------------------------------------------------------------
 
     @property
-    def collectors(self) -> set[str]:
-        """Live collectors sharing the fleet (this one included)."""
-        return set(self._collectors)
+    def collectors(self) -> frozenset[str]:
+        """Live collectors sharing the fleet (this one included once it is a member)."""
+        return self._collectors
 
     def _owns(self, uuid: str) -> bool:
-        if self.sharding != "rendezvous" or len(self._collectors) < 2:
+        if self.sharding != "rendezvous":
+            return True
+        if self.self_uuid not in self._collectors:
+            return False          # joining: the others still own everything
+        if len(self._collectors) == 1:
             return True
         return rendezvous_owner(self._collectors, uuid) == self.self_uuid
 
-    def _reshard(self) -> bool:
-        """Recompute ownership of every target if the set of collectors changed."""
-        if self.sharding != "rendezvous":
-            return False
-        collectors = {t.uuid for t in self.targets.values()
-                      if t.info.type == COLLECTOR_TYPE and t.info.source == "nats"}
-        if self.self_uuid:
-            collectors.add(self.self_uuid)
+    def set_collectors(self, collectors: Iterable[str], since: float | None = None) -> int:
+        """The live set changed: recompute ownership of every target; returns how many moved.
+
+        `since`: wall time up to which the previous owners of the targets we gain scraped them
+        (the last heartbeat of a dead one, now for one that left or a newcomer taking its share);
+        None when nobody did (we were alone)."""
+        collectors = frozenset(collectors)
         if collectors == self._collectors:
-            return False
+            return 0
         logger.info("Collectors sharing the fleet: {} (was {})", len(collectors),
                     len(self._collectors))
         self._collectors = collectors
+        self.ownership_changes += 1
+        moved = 0
         for target in list(self.targets.values()):
             owned = self._owns(target.uuid)
-            if owned != target.owned:
-                target.owned = owned
-                self._notify([li.added if owned else li.removed for li in self.listeners],
-                             target)
-        return True
+            if owned == target.owned:
+                continue
+            moved += 1
+            target.owned = owned
+            if owned:
+                self.taken_over += 1
+                self._notify([partial(li.taken, since=since) for li in self.listeners], target)
+            else:
+                self.handed_over += 1
+                self._notify([li.removed for li in self.listeners], target)
+        return moved
 
     # -- reporting --------------------------------------------------------------------------
 
@@ -210,3 +229,9 @@ class Registry:
                 counts[bucket] += 1
                 totals[bucket] += 1
         return TargetCounts(totals, dict(sorted(by_type.items())), len(self._collectors) or 1)
+
+    def owners(self) -> Counter[str]:
+        """How many known targets each live collector owns (rendezvous), for `fobs status`."""
+        if self.sharding != "rendezvous" or len(self._collectors) < 2:
+            return Counter({c: len(self.targets) for c in self._collectors})
+        return Counter(rendezvous_owner(self._collectors, u) for u in self.targets)

@@ -96,9 +96,12 @@ class Scraper:
     """Schedules and runs scrapes of the targets the registry gives it (a registry Listener)."""
 
     def __init__(self, config: ScrapeConfig, commit: Commit, *,
-                 stats: ScrapeStats | None = None) -> None:
-        """`commit` takes each scrape's points (the outputs' `add`); it must not block."""
+                 stats: ScrapeStats | None = None, collector: str = "") -> None:
+        """`commit` takes each scrape's points (the outputs' `add`); it must not block.
+        `collector`: the `collector` tag of every `scrape` point ("" = none), so coverage and
+        duplicates across sharing collectors can be read from the database."""
         self.config = config
+        self._scrape_tags = {"collector": collector} if collector else {}
         self.commit = commit
         self.stats = stats or ScrapeStats()
         self.scheduler = AsyncIOScheduler(
@@ -152,11 +155,17 @@ class Scraper:
     # -- registry listener ----------------------------------------------------------------
 
     def added(self, target: Target) -> None:
+        self.taken(target, None)
+
+    def taken(self, target: Target, since: float | None) -> None:
+        """Another collector scraped `target` until `since` (wall time): scrape it on its phase,
+        and at once only for an endpoint whose due time fell after `since` (it may have been
+        missed); `since` None = like a new target."""
         if self._stopping:
             return
         entry = _Entry(target, handler_for(target.info.type))
         self._entries[target.uuid] = entry
-        self._schedule(entry)
+        self._schedule(entry, since)
 
     def removed(self, target: Target) -> None:
         entry = self._entries.pop(target.uuid, None)
@@ -182,7 +191,7 @@ class Scraper:
             return ENDPOINTS
         return ("varz",)
 
-    def _schedule(self, entry: _Entry) -> None:
+    def _schedule(self, entry: _Entry, since: float | None = None) -> None:
         uuid = entry.target.uuid
         now = time.time()
         loop = asyncio.get_running_loop()
@@ -193,7 +202,8 @@ class Scraper:
             entry.grid[endpoint] = (interval, offset)
             start = next_on_grid(now, interval, offset)
             window = min(self.config.first_scrape_window, interval)
-            if start - now > window:   # the phase is too far off: scrape once right away
+            missed = since is None or start - interval > since
+            if missed and start - now > window:   # phase too far off: scrape once right away
                 entry.first.append(loop.call_later(frac * window, self._spawn_first, uuid,
                                                    endpoint))
             self.scheduler.add_job(
@@ -306,7 +316,7 @@ class Scraper:
         else:
             self.stats.ok[endpoint] += 1
         self.stats.durations[endpoint].observe(duration)
-        appender.add(MEASUREMENT, fields, {"endpoint": endpoint})
+        appender.add(MEASUREMENT, fields, {"endpoint": endpoint, **self._scrape_tags})
         self.stats.points += len(appender.points)
         return appender.points
 

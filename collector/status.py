@@ -6,7 +6,8 @@ A small aiohttp server on a loopback address (`[status] address`, no auth unless
   "droppedTargets": [...]}}`; one active entry per target and endpoint (`scrapePool` is `varz` or
   `healthz`) with Prometheus' fields (labels, scrapeUrl, health, lastError, lastScrape,
   lastScrapeDuration, scrapeInterval, scrapeTimeout) plus fobs' `uuid` and, for healthz,
-  `healthy`. Targets that another collector owns (sharding) are listed as dropped.
+  `healthy`. Targets that another collector owns (sharding) are listed as dropped; with
+  sharding, `data.collectors` lists the members (name, state, targets each scrapes).
 - `GET /healthz` — `ok` (200) or the reasons the collector is unhealthy (503); what
   `fobs collector --check` reads.
 """
@@ -18,6 +19,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -30,6 +32,7 @@ from fobs.collector.scrape import Scraper
 from fobs.collector.target import EndpointState, Target
 from fobs.components import auth, server
 from fobs.components.config import ConfigError, host_port
+from fobs.components.text import escape_controls
 
 NEVER = "0001-01-01T00:00:00Z"      # what Prometheus shows for a target not yet scraped
 
@@ -75,7 +78,11 @@ def target_entries(target: Target, scraper: Scraper) -> list[dict[str, Any]]:
     return entries
 
 
-def targets_document(registry: Registry, scraper: Scraper) -> dict[str, Any]:
+Members = Callable[[], list[dict[str, Any]]]
+
+
+def targets_document(registry: Registry, scraper: Scraper,
+                     members: Members | None = None) -> dict[str, Any]:
     active: list[dict[str, Any]] = []
     dropped: list[dict[str, Any]] = []
     for target in sorted(registry.targets.values(),
@@ -84,15 +91,19 @@ def targets_document(registry: Registry, scraper: Scraper) -> dict[str, Any]:
             active.extend(target_entries(target, scraper))
         else:
             dropped.append({"discoveredLabels": discovered_labels(target)})
-    return {"status": "success", "data": {"activeTargets": active, "droppedTargets": dropped}}
+    data: dict[str, Any] = {"activeTargets": active, "droppedTargets": dropped}
+    if members is not None:
+        data["collectors"] = members()
+    return {"status": "success", "data": data}
 
 
 class StatusServer:
     """Serves the status API; `address` is the bound "host:port" once started."""
 
     def __init__(self, config: StatusConfig, registry: Registry, scraper: Scraper,
-                 health: server.Health) -> None:
+                 health: server.Health, members: Members | None = None) -> None:
         self.config = config
+        self.members = members
         self.registry = registry
         self.scraper = scraper
         self.health = health
@@ -118,7 +129,7 @@ class StatusServer:
             self._server = None
 
     async def _targets(self, request: web.Request) -> web.Response:
-        return web.json_response(targets_document(self.registry, self.scraper))
+        return web.json_response(targets_document(self.registry, self.scraper, self.members))
 
 
 # -- client side (fobs status, fobs collector --check) -------------------------------------
@@ -196,3 +207,21 @@ def print_components(document: dict[str, Any], out: TextIO | None = None,
     if dropped:
         summary += f" ({dropped} more scraped by other collectors)"
     out.write(summary + "\n")
+    members = document.get("data", {}).get("collectors")
+    if members:
+        print_members(members, out)
+
+
+def print_members(members: list[dict[str, Any]], out: TextIO) -> None:
+    """The collectors sharing the fleet and how many targets each scrapes (sharding)."""
+    header = ["COLLECTOR", "STATE", "TARGETS", "HEARD", "STATUS"]
+    rows = [[escape_controls(str(m.get("name", "?"))) + (" (this)" if m.get("self") else ""),
+             escape_controls(str(m.get("state", "?"))), str(m.get("owned", "?")),
+             f"{m.get('heard_ago', 0):.1f}s ago", escape_controls(str(m.get("status") or "-"))]
+            for m in members]
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))]
+    out.write("\n")
+    for row in [header, *rows]:
+        out.write("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip()
+                  + "\n")
+    out.write(f"{len(members)} collectors sharing the fleet\n")

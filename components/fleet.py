@@ -61,7 +61,8 @@ def file_sd(components: list[Component]) -> list[dict[str, Any]]:
 async def run(kinds: list[str], base_config: ComponentConfig, sim_configs: dict[str, Any],
               stop: asyncio.Event, *, simulate: bool = True,
               targets_file: Path | None = None) -> int:
-    """Start one component per entry of `kinds` (indexes counted per kind), run until `stop`."""
+    """Start one component per entry of `kinds`, run until `stop`. Indexes are counted per
+    kind from the config's `index` (so several fleet processes can have distinct identities)."""
     bus = await Bus.connect(base_config.nats, f"fleet/{len(kinds)}")
     stats = ProcessStats()
     comps: list[Component] = []
@@ -69,7 +70,8 @@ async def run(kinds: list[str], base_config: ComponentConfig, sim_configs: dict[
     indexes = dict.fromkeys(reference.TYPES, 0)
     began = time.monotonic()
     for kind in kinds:
-        comp = Component(reference.TYPES[kind], replace(base_config, index=indexes[kind]),
+        comp = Component(reference.TYPES[kind],
+                         replace(base_config, index=base_config.index + indexes[kind]),
                          bus=bus, stats=stats)
         indexes[kind] += 1
         if simulate:

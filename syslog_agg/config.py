@@ -27,8 +27,10 @@ class ListenConfig:
     udp_workers: int = 0             # processes receiving and parsing UDP (0 = this process)
     max_message_size: int = 8192     # longer messages are truncated, flagged and counted
     queue_size: int = 200_000        # messages between receiving and writing
-    idle_timeout: float = 300.0      # seconds a TCP connection may stay silent
-    max_connections: int = 1024      # TCP + TLS connections at once
+    idle_timeout: float = 60.0       # seconds a TCP connection may stay silent
+    max_connections: int = 1024      # TCP + TLS connections at once, counted from accept
+    max_connections_per_source: int = 64  # of those, from one peer address
+    tls_handshake_timeout: float = 10.0   # seconds a TLS handshake may take
 
     @property
     def tls_enabled(self) -> bool:
@@ -56,7 +58,8 @@ class ListenConfig:
         if not 480 <= self.max_message_size <= 65507 * 16:
             raise ConfigError("max_message_size: must be 480..1048112 "
                               f"(RFC 5424 requires 480), got {self.max_message_size}")
-        for key in ("queue_size", "idle_timeout", "max_connections"):
+        for key in ("queue_size", "idle_timeout", "max_connections",
+                    "max_connections_per_source", "tls_handshake_timeout"):
             positive(getattr(self, key), key)
 
 

@@ -7,6 +7,8 @@ LF (non-transparent framing; a CR before the LF is dropped). This is what rsyslo
 - A frame longer than `max_size` is cut at `max_size` and flagged truncated; the rest of it (the
   remaining MSG-LEN octets, or everything up to the next LF) is discarded, so a cut-off tail that
   starts with digits is never read as a new frame.
+- Setting `held` (from `emit`, when the consumer has no room) stops framing after that frame;
+  the rest stays buffered until the next `feed` (`feed(b"")` resumes without new data).
 - A digit run that is not a valid MSG-LEN (no SP within 10 octets, a non-digit before the SP,
   or 0) means the frame is read as LF-terminated instead, and counted as a framing error.
 """
@@ -26,7 +28,8 @@ Emit = Callable[[bytes, bool], None]  # (frame, truncated)
 class Framer:
     """Feed it stream chunks; it calls `emit(frame, truncated)` for every complete frame."""
 
-    __slots__ = ("emit", "max_size", "_buf", "_discard", "_discard_to_lf", "framing_errors")
+    __slots__ = ("emit", "max_size", "_buf", "_discard", "_discard_to_lf", "framing_errors",
+                 "held")
 
     def __init__(self, emit: Emit, max_size: int) -> None:
         self.emit = emit
@@ -35,6 +38,7 @@ class Framer:
         self._discard = 0             # octets of an over-long counted frame still to skip
         self._discard_to_lf = False   # skipping the rest of an over-long LF frame
         self.framing_errors = 0
+        self.held = False             # set by `emit`: stop after this frame, keep the rest
 
     @property
     def buffered(self) -> int:
@@ -47,7 +51,7 @@ class Framer:
         end = len(buf)
         max_size = self.max_size
         emit = self.emit
-        while pos < end:
+        while pos < end and not self.held:
             if self._discard:
                 n = min(self._discard, end - pos)
                 self._discard -= n

@@ -4,7 +4,7 @@ Receiving does the least work possible: frame, cut to `max_message_size`, stamp 
 pipeline parses and writes off that queue, so a burst is absorbed by the queue (and the kernel
 buffer behind it) instead of being lost in the kernel. When the queue is full, UDP datagrams are
 dropped and counted; TCP connections stop being read (back-pressure to the sender) until the
-queue has drained to half.
+queue has drained to half, and the frames of a read that did not fit wait in their framer.
 """
 
 from __future__ import annotations
@@ -42,24 +42,29 @@ class Intake:
         self.max_message_size = max_message_size
         self.queue: deque[Item] = deque()
         self.ready = asyncio.Event()
-        self._paused: set[asyncio.Transport] = set()
+        self._held: dict[_Session, None] = {}  # TCP/TLS sessions waiting for room, in order
+        self.peak = 0  # most items the queue has held (the consumer notes it, `note_depth`)
         self.stats = IntakeStats()
 
-    def pause(self, transport: asyncio.Transport) -> None:
-        if transport not in self._paused and not transport.is_closing():
-            transport.pause_reading()
-            self._paused.add(transport)
+    def hold(self, session: _Session) -> None:
+        """`session` stopped reading because the queue is full; `drained` resumes it."""
+        self._held[session] = None
 
-    def forget(self, transport: asyncio.Transport) -> None:
-        self._paused.discard(transport)
+    def note_depth(self) -> None:
+        """Called by the consumer before each slice: the queue only shrinks while it works,
+        so this sees every peak."""
+        if len(self.queue) > self.peak:
+            self.peak = len(self.queue)
 
-    def drained(self) -> None:
-        """Called by the consumer: resume paused TCP readers once the queue is half empty."""
-        if self._paused and len(self.queue) <= self.capacity // 2:
-            for transport in self._paused:
-                if not transport.is_closing():
-                    transport.resume_reading()
-            self._paused.clear()
+    def drained(self) -> bool:
+        """Called by the consumer: once the queue is half empty, resume the held TCP/TLS
+        sessions (each frames what it holds, and may be held again). True if any was."""
+        if not self._held or len(self.queue) > self.capacity // 2:
+            return False
+        held, self._held = self._held, {}
+        for session in held:
+            session.resume()
+        return True
 
     @property
     def full(self) -> bool:
@@ -192,7 +197,18 @@ def rcvbuf_granted(sock: socket.socket) -> int:
 
 
 class _Session(asyncio.Protocol):
-    """One TCP/TLS connection: framing and back-pressure."""
+    """One TCP/TLS connection, counted from accept: limits, TLS handshake, framing and
+    back-pressure.
+
+    A TLS connection is accepted as plain TCP and upgraded here (`loop.start_tls`), so that it
+    holds a slot and is subject to the per-source cap before its handshake, and the handshake
+    is bounded by `handshake_timeout`: a client that connects and never says hello can hold
+    a descriptor for that long only.
+
+    Back-pressure: when the intake queue is full the framer stops mid-buffer (`held`), the
+    socket stops being read, and the session waits in the intake until the queue has drained;
+    the frames already read stay in the framer, so the queue never grows past its bound.
+    """
 
     def __init__(self, listener: TcpListener) -> None:
         self.listener = listener
@@ -202,32 +218,64 @@ class _Session(asyncio.Protocol):
         self.framer = Framer(self._emit, listener.intake.max_message_size)
         self._errors_seen = 0
         self._now = time.time()
+        self._counted = False      # holds a slot in the listener (sessions, per source)
+        self._lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
+        if self.transport is not None:
+            return  # the TLS layer's transport, set by _handshake
         self.transport = transport
         peername = transport.get_extra_info("peername")
         self.peer = str(peername[0]) if peername else "?"
         listener = self.listener
-        if len(listener.sessions) >= listener.max_connections:
-            listener.stats.rejected_connections += 1
+        refusal = listener.admit(self)
+        if refusal is not None:
+            setattr(listener.stats, refusal, getattr(listener.stats, refusal) + 1)
             transport.abort()
             return
-        listener.sessions.add(self)
+        self._counted = True
         listener.stats.connections += 1
+        if listener.ssl_context is not None:
+            transport.pause_reading()  # nothing is read before the TLS layer takes over
+            listener.handshakes.add(asyncio.create_task(self._handshake(transport)))
+        elif listener.intake.full:
+            self._hold()
+
+    async def _handshake(self, raw: asyncio.Transport) -> None:
+        listener = self.listener
+        assert listener.ssl_context is not None
+        try:
+            tls = await asyncio.get_running_loop().start_tls(
+                raw, self, listener.ssl_context, server_side=True,
+                ssl_handshake_timeout=listener.handshake_timeout)
+        except (OSError, ssl.SSLError, TimeoutError, EOFError) as e:
+            if "taking longer" in str(e) or isinstance(e, TimeoutError):
+                listener.stats.handshake_timeouts += 1
+            else:
+                listener.stats.handshake_failures += 1
+            raw.abort()
+            self._release()
+            return
+        finally:
+            task = asyncio.current_task()
+            if task is not None:
+                listener.handshakes.discard(task)
+        if tls is None or self._lost:
+            self._release()
+            return
+        self.transport = tls
+        self.last_activity = time.monotonic()
         if listener.intake.full:
-            listener.intake.pause(transport)
+            self._hold()
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = time.monotonic()
         self._now = time.time()
         self.framer.feed(data)
-        intake = self.listener.intake
-        if self.framer.framing_errors != self._errors_seen:
-            intake.stats.framing_errors += self.framer.framing_errors - self._errors_seen
-            self._errors_seen = self.framer.framing_errors
-        if intake.full and self.transport is not None:
-            intake.pause(self.transport)
+        self._count_errors()
+        if self.framer.held:
+            self._hold()
 
     def _emit(self, frame: bytes, truncated: bool) -> None:
         intake = self.listener.intake
@@ -236,33 +284,77 @@ class _Session(asyncio.Protocol):
         stats.received_bytes += len(frame)
         if truncated:
             stats.truncated += 1
-        intake.queue.append((frame, self.peer, self._now, truncated))
+        queue = intake.queue
+        queue.append((frame, self.peer, self._now, truncated))
         intake.ready.set()
+        if len(queue) >= intake.capacity:
+            self.framer.held = True  # the framer keeps the rest until `resume`
+
+    def _count_errors(self) -> None:
+        framer = self.framer
+        if framer.framing_errors != self._errors_seen:
+            self.listener.intake.stats.framing_errors += framer.framing_errors - self._errors_seen
+            self._errors_seen = framer.framing_errors
+
+    def _hold(self) -> None:
+        """Stop reading the socket until the intake has drained (Intake.drained → resume)."""
+        transport = self.transport
+        if transport is not None and not self._lost and not transport.is_closing():
+            transport.pause_reading()
+        self.listener.intake.hold(self)
+
+    def resume(self) -> None:
+        """The queue has room again: frame what was held back, then read the socket again."""
+        self.framer.held = False
+        self.framer.feed(b"")
+        self._count_errors()
+        if self.framer.held:
+            self.listener.intake.hold(self)
+        elif self._lost:
+            self.framer.close()
+        elif self.transport is not None and not self.transport.is_closing():
+            self.transport.resume_reading()
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
         self._now = time.time()
-        self.framer.close()
-        self.listener.sessions.discard(self)
-        if self.transport is not None:
-            self.listener.intake.forget(self.transport)
+        if not self.framer.held:  # else the held frames go in first (see resume)
+            self.framer.close()
+        self._release()
+
+    def _release(self) -> None:
+        self._lost = True
+        if self._counted:
+            self._counted = False
+            self.listener.release(self)
 
 
 class TcpListener:
-    """A TCP (or, with `ssl_context`, TLS) syslog server with an idle timeout per connection."""
+    """A TCP (or, with `ssl_context`, TLS) syslog server: a connection holds a slot from accept
+    to close; at most `max_connections` slots, `max_per_source` per peer address; a TLS
+    handshake must finish within `handshake_timeout` seconds; a connection silent for
+    `idle_timeout` seconds is closed."""
 
     def __init__(self, intake: Intake, host: str, port: int, *,
-                 ssl_context: ssl.SSLContext | None = None, idle_timeout: float = 300.0,
-                 max_connections: int = 1024, reuse_port: bool = False) -> None:
+                 ssl_context: ssl.SSLContext | None = None, idle_timeout: float = 60.0,
+                 max_connections: int = 1024, max_per_source: int = 64,
+                 handshake_timeout: float = 10.0, reuse_port: bool = False) -> None:
         self.intake = intake
         self.host, self.port = host, port
         self.ssl_context = ssl_context
         self.idle_timeout = idle_timeout
         self.max_connections = max_connections
+        self.max_per_source = max_per_source
+        self.handshake_timeout = handshake_timeout
         self.reuse_port = reuse_port
         self.sessions: set[_Session] = set()
+        self.per_source: dict[str, int] = {}
+        self.handshakes: set[asyncio.Task[None]] = set()
         self.stats = ListenerStats()
         self.server: asyncio.Server | None = None
         self.address: tuple[str, int] = (host, port)
@@ -272,13 +364,31 @@ class TcpListener:
     def transport_name(self) -> str:
         return "tls" if self.ssl_context is not None else "tcp"
 
+    def admit(self, session: _Session) -> str | None:
+        """Take a slot for a new connection, or name the ListenerStats counter of the refusal."""
+        if len(self.sessions) >= self.max_connections:
+            return "rejected_connections"
+        peer = session.peer
+        count = self.per_source.get(peer, 0)
+        if count >= self.max_per_source:
+            return "rejected_per_source"
+        self.per_source[peer] = count + 1
+        self.sessions.add(session)
+        return None
+
+    def release(self, session: _Session) -> None:
+        self.sessions.discard(session)
+        count = self.per_source.get(session.peer, 0) - 1
+        if count > 0:
+            self.per_source[session.peer] = count
+        else:
+            self.per_source.pop(session.peer, None)
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         factory: Callable[[], asyncio.Protocol] = lambda: _Session(self)  # noqa: E731
-        self.server = await loop.create_server(
-            factory, self.host, self.port, ssl=self.ssl_context, reuse_port=self.reuse_port,
-            backlog=1024, ssl_handshake_timeout=min(self.idle_timeout, 60.0)
-            if self.ssl_context is not None else None)
+        self.server = await loop.create_server(  # TLS is started per connection (_Session)
+            factory, self.host, self.port, reuse_port=self.reuse_port, backlog=1024)
         self.address = self.server.sockets[0].getsockname()[:2]
         self._sweeper = asyncio.create_task(self._sweep())
         logger.info("Listening for syslog on {} {}:{}", self.transport_name, *self.address)
@@ -289,8 +399,8 @@ class TcpListener:
             await asyncio.sleep(interval)
             limit = time.monotonic() - self.idle_timeout
             for session in [s for s in self.sessions if s.last_activity < limit]:
-                self.stats.idle_closed += 1
-                if session.transport is not None:
+                if session.transport is not None and not session.transport.is_closing():
+                    self.stats.idle_closed += 1
                     session.transport.close()
 
     async def close(self, grace: float = 1.0) -> None:
@@ -300,6 +410,8 @@ class TcpListener:
             self._sweeper.cancel()
         if self.server is not None:
             self.server.close()
+        for task in list(self.handshakes):
+            task.cancel()
         deadline = time.monotonic() + grace
         while self.sessions and time.monotonic() < deadline:
             quiet = time.monotonic() - _QUIET
@@ -309,6 +421,8 @@ class TcpListener:
         for session in list(self.sessions):
             if session.transport is not None:
                 session.transport.close()
+        if self.handshakes:
+            await asyncio.gather(*self.handshakes, return_exceptions=True)
         if self.server is not None:
             try:
                 await asyncio.wait_for(self.server.wait_closed(), 5)

@@ -48,8 +48,9 @@ _FORMATS = {
 _STORE = {
     "lines_written": "Lines written to the per-component files",
     "bytes_written": "Bytes written to the per-component files",
-    "write_errors": "Failed writes (each loses that file's pending lines)",
-    "lines_lost": "Lines lost to failed writes",
+    "write_errors": "Failed or short writes (no space, I/O error): the lines not written are "
+                    "lost, never half a line",
+    "lines_lost": "Lines lost to failed or short writes (e.g. a full disk)",
     "rotations": "Files renamed at store.max_file_size",
     "files_gzipped": "Closed files compressed by retention",
     "files_removed": "Files removed by retention",
@@ -66,6 +67,10 @@ _LISTENER_COUNTERS = {
     "worker_restarts": "udp: worker processes restarted after dying",
     "connections": "tcp/tls: connections accepted",
     "rejected_connections": "tcp/tls: connections refused over listen.max_connections",
+    "rejected_per_source": "tcp/tls: connections refused over "
+                           "listen.max_connections_per_source",
+    "handshake_timeouts": "tls: connections closed after listen.tls_handshake_timeout",
+    "handshake_failures": "tls: connections closed on a failed handshake",
     "idle_closed": "tcp/tls: connections closed after listen.idle_timeout",
 }
 _LISTENER_GAUGES = {
@@ -111,6 +116,11 @@ def declare(agg: Aggregator, registry: Registry) -> None:
     gauge("queue_depth", "Messages waiting in the intake queue", lambda: len(intake.queue))
     gauge("queue_capacity", "Size of the intake queue (listen.queue_size)",
           lambda: intake.capacity)
+    gauge("queue_peak", "Most messages the intake queue has held since start",
+          lambda: intake.peak)
+    overflow = agg.config.routing.overflow
+    counter("overflow_messages", "Messages filed under routing.overflow: their component was "
+            "over routing.max_components", lambda: _messages(pipeline, overflow))
     gauge("open_connections", "TCP and TLS connections open now",
           lambda: sum(len(t.sessions) for t in agg.tcp))
     gauge("components", "Components messages were filed under", lambda: len(components()),
@@ -182,10 +192,16 @@ def _declare_listeners(agg: Aggregator, registry: Registry) -> None:
         for listener in agg.tcp:
             name, stats = listener.transport_name, listener.stats
             gauges["open_connections"].labels(name).set(len(listener.sessions))
-            for field in ("connections", "rejected_connections", "idle_closed"):
+            for field in ("connections", "rejected_connections", "rejected_per_source",
+                          "handshake_timeouts", "handshake_failures", "idle_closed"):
                 counters[field].labels(name).set_function(partial(getattr, stats, field))
 
     registry.on_collect(refill)
+
+
+def _messages(pipeline: PipelineStats, component: str) -> int:
+    counts = pipeline.components.get(component)
+    return counts.messages if counts is not None else 0
 
 
 def _severity_total(pipeline: PipelineStats, i: int) -> Read:

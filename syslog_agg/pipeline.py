@@ -85,6 +85,7 @@ class Pipeline:
             if not queue:
                 intake.ready.clear()
                 await intake.ready.wait()
+            intake.note_depth()
             self.process(queue, min(len(queue), SLICE))
             intake.drained()
             await asyncio.sleep(0)

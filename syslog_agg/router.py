@@ -9,6 +9,12 @@ name:
 - "sd": an SD parameter (default `job`) in any SD element (the forwarder's `[job=… index=…]`);
 - "app_name", then "hostname".
 Names are made safe for a path: characters other than letters, digits, `.`, `_`, `-` become `_`.
+
+Every name is a directory, a file a day, counters and a tail bucket, and names come from the
+senders: at most `max_components` distinct names are admitted; messages of any further name go
+to the `overflow` component (its message count is varz `overflow_messages`). `default`,
+`unparsed` and `overflow` are always admitted. With UDP workers each process admits its own
+names, and the aggregator caps again what their batches bring (`admit`).
 """
 
 from __future__ import annotations
@@ -57,13 +63,18 @@ class RoutingConfig:
     default: str = "unknown"       # when no source gives a name
     unparsed: str = "unparsed"     # where messages that did not parse go
     discard_unmatched: bool = False  # drop (and count) what only `default` would take
+    max_components: int = 1000     # distinct names; the rest go to `overflow`
+    overflow: str = "overflow"
 
     def validate(self) -> None:
         if not self.order:
             raise ConfigError("order: must name at least one source")
-        for name, value in (("default", self.default), ("unparsed", self.unparsed)):
+        for name, value in (("default", self.default), ("unparsed", self.unparsed),
+                            ("overflow", self.overflow)):
             if safe_name(value) != value:
                 raise ConfigError(f"{name}: {value!r} is not a safe directory name")
+        if not 1 <= self.max_components <= 1_000_000:
+            raise ConfigError(f"max_components: must be 1..1000000, got {self.max_components}")
 
 
 def safe_name(name: str) -> str:
@@ -80,6 +91,8 @@ class Router:
         self._rules = [(r.field, re.compile(r.pattern), r.component) for r in config.rules]
         self._rules_on_header = all(f in ("app_name", "hostname") for f, _, _ in self._rules)
         self._cache: dict[tuple[str | None, str | None, str | None], str | None] = {}
+        self._admitted = {config.default, config.unparsed, config.overflow}
+        self._max = config.max_components + len(self._admitted)
 
     def route(self, msg: SyslogMessage) -> str | None:
         """The component for `msg`, or None when it is to be discarded."""
@@ -124,8 +137,18 @@ class Router:
             elif source == "rules":
                 name = self._match_rules(msg)
             if name:
-                return safe_name(name)
+                return self.admit(safe_name(name))
         return None if cfg.discard_unmatched else cfg.default
+
+    def admit(self, name: str) -> str:
+        """`name` if it is known or there is room for one more, else the overflow component."""
+        admitted = self._admitted
+        if name in admitted:
+            return name
+        if len(admitted) >= self._max:
+            return self.config.overflow
+        admitted.add(name)
+        return name
 
     def _match_rules(self, msg: SyslogMessage) -> str | None:
         for field_name, regex, component in self._rules:

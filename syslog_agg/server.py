@@ -15,6 +15,7 @@ Usage:
 from __future__ import annotations
 
 import asyncio
+import resource
 from typing import Any
 
 from loguru import logger
@@ -74,7 +75,11 @@ class Aggregator:
             host, port = host_port(listen.udp, "listen.udp")
             self.udp = UdpListener(self.intake, host, port, rcvbuf=listen.udp_rcvbuf,
                                    reuse_port=listen.reuse_port)
-        common = dict(idle_timeout=listen.idle_timeout, max_connections=listen.max_connections,
+        common = dict(idle_timeout=listen.idle_timeout,
+                      max_connections=connection_limit(listen.max_connections,
+                                                       self.config.store.max_open_files),
+                      max_per_source=listen.max_connections_per_source,
+                      handshake_timeout=listen.tls_handshake_timeout,
                       reuse_port=listen.reuse_port)
         try:
             if listen.tcp:
@@ -116,7 +121,7 @@ class Aggregator:
     async def stop(self) -> None:
         """Stop receiving, write everything queued, flush, deregister."""
         await self._close_listeners()
-        self.pipeline.process(self.intake.queue, len(self.intake.queue))
+        self._drain_intake()
         self._stop.set()
         for task in self._tasks:
             if task.get_name() == "syslog-store":
@@ -124,7 +129,7 @@ class Aggregator:
             else:
                 task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        self.pipeline.process(self.intake.queue, len(self.intake.queue))
+        self._drain_intake()
         self.store.close()
         if self._registering is not None:
             if not self._registering.done():
@@ -134,6 +139,13 @@ class Aggregator:
             await self.component.stop()
         logger.info("Syslog aggregator stopped: {} messages received, {} written",
                     self.intake.stats.received, self.store.stats.lines_written)
+
+    def _drain_intake(self) -> None:
+        """Process the queue, and the frames TCP sessions held back while it was full."""
+        queue = self.intake.queue
+        self.pipeline.process(queue, len(queue))
+        while self.intake.drained():
+            self.pipeline.process(queue, len(queue))
 
     async def _close_listeners(self) -> None:
         if self.udp is not None:
@@ -146,13 +158,18 @@ class Aggregator:
     def _on_batch(self, batch: Batch) -> None:
         """Take in one batch of a UDP worker (see workers.py): its counts add to ours."""
         append = self.store.append
+        admit = self.pipeline.router.admit  # each worker caps its names; the sum is capped here
         for (component, day), text in batch.lines.items():
-            append(component, day, text)
+            append(admit(component), day, text)
+        counts = batch.pipeline.components
+        for name in [n for n in counts if admit(n) != n]:
+            overflow = counts.setdefault(admit(name), Counts())
+            overflow.merge(counts.pop(name))
         self.intake.stats.merge(batch.intake)
         self.pipeline.stats.merge(batch.pipeline)
         self.tail.stats.merge(batch.tail_stats)
         for component, line in batch.tail:
-            self.tail.publish(component, line)
+            self.tail.publish(admit(component), line)
 
     # -- varz and health ------------------------------------------------------------------
 
@@ -183,3 +200,22 @@ class Aggregator:
     def varz(self) -> dict[str, Any]:
         """The aggregator's own varz (the component runtime adds the generic fields)."""
         return overlay({"listeners": self.addresses()}, self.metrics.varz())
+
+
+_FD_RESERVE = 32  # descriptors kept for the listeners, NATS, the varz server and the logs
+
+
+def connection_limit(max_connections: int, max_open_files: int) -> int:
+    """`max_connections`, lowered to what the open-file limit leaves after the store's files
+    and a reserve: a connection over the limit is refused at accept, never allowed to take
+    the descriptor a log file needs (warned once at start)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return max_connections
+    room = max(1, soft - max_open_files - _FD_RESERVE)
+    if room < max_connections:
+        logger.warning("listen.max_connections lowered from {} to {}: the open-file limit is "
+                       "{} and the store keeps up to {} files open", max_connections, room,
+                       soft, max_open_files)
+        return room
+    return max_connections

@@ -66,6 +66,9 @@ class ListenerStats(Tally):
 
     connections: int = 0
     rejected_connections: int = 0
+    rejected_per_source: int = 0
+    handshake_timeouts: int = 0
+    handshake_failures: int = 0
     idle_closed: int = 0
 
 

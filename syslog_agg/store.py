@@ -7,11 +7,16 @@ every day without renaming anything (Cloud Foundry's layout). A file that has re
 `max_file_size` is renamed `<component>.log.N` (N = 1, 2, … oldest first) at the next flush.
 File handles are kept in an LRU of `max_open_files` and closed after `idle_close` seconds
 without writes. Compression and retention (see `retention.py`) run in a worker thread.
+
+A write that fails or comes up short (a full disk: `os.write` writes what fits) never leaves
+half a line: the file is cut back to the last complete line, the lines not written are counted
+in `lines_lost`, and the trouble is logged once until a write succeeds again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import time
 from collections import OrderedDict
@@ -40,7 +45,7 @@ class StoreConfig:
     local_time: bool = False         # day directories by local time instead of UTC
     gzip: bool = True
     max_age_days: float = 7.0        # 0 = keep forever
-    max_total_bytes: int = 0         # 0 = no limit
+    max_total_bytes: int = 10 << 30  # the oldest files go first; 0 = no limit
     maintenance_interval: float = 60.0
 
     def validate(self) -> None:
@@ -69,6 +74,36 @@ class _File:
         self.last_write = time.monotonic()
 
 
+def _write_lines(f: _File, data: bytes) -> tuple[int, OSError | None]:
+    """Append `data` (whole lines) to `f` until done or an error; on an error the file is cut
+    back to the end of the last complete line written. Returns (bytes kept, the error)."""
+    view = memoryview(data)
+    done = 0
+    error: OSError | None = None
+    while done < len(data):
+        try:
+            n = os.write(f.fd, view[done:])
+        except OSError as e:
+            error = e
+            break
+        if n <= 0:  # cannot happen for a regular file; never loop on it
+            error = OSError(errno.EIO, "write returned 0")
+            break
+        done += n
+    if error is not None and done:
+        keep = data.rfind(b"\n", 0, done) + 1
+        if keep < done:
+            try:
+                end = os.lseek(f.fd, 0, os.SEEK_END)  # O_APPEND: our bytes are the last ones
+                os.ftruncate(f.fd, end - done + keep)
+                f.size = end - done
+            except OSError:
+                pass  # cannot happen on a file we could write: the size only shrinks
+            done = keep
+    f.size += done
+    return done, error
+
+
 class Store:
     """Buffered writer of per-component files; `append` from the event loop, `flush` often."""
 
@@ -79,6 +114,7 @@ class Store:
         self._pending_bytes = 0
         self._files: OrderedDict[str, _File] = OrderedDict()
         self._dirs: set[str] = set()
+        self._failing = False  # a write failed and it was logged; cleared by a good write
         self.stats = StoreStats()
 
     @property
@@ -113,21 +149,36 @@ class Store:
                 f = self._open(path)
                 if self.config.max_file_size and f.size >= self.config.max_file_size:
                     f = self._rotate(path)
-                os.write(f.fd, data)
             except OSError as e:
-                self.stats.write_errors += 1
-                self.stats.lines_lost += data.count(b"\n")
-                self._close(path)
-                logger.error("Cannot write {}: {}", path, e.strerror or e)
+                self._lost(path, data, e)
                 continue
-            f.size += len(data)
-            f.last_write = time.monotonic()
-            self.stats.lines_written += data.count(b"\n")  # an item may hold several lines
-            self.stats.bytes_written += len(data)
+            written, error = _write_lines(f, data)
+            if written:
+                f.last_write = time.monotonic()
+                self.stats.lines_written += data.count(b"\n", 0, written)  # an item may
+                self.stats.bytes_written += written                       # hold several lines
+            if error is not None:
+                self._lost(path, data[written:], error)
+            elif self._failing:
+                self._failing = False
+                logger.info("Writing log files again ({} lines lost so far)",
+                            self.stats.lines_lost)
         self.stats.flushes += 1
         self._close_idle()
 
+    def _lost(self, path: str, data: bytes, error: OSError) -> None:
+        """Count `data`'s lines as lost; log only the first failure of a run of them."""
+        self.stats.write_errors += 1
+        self.stats.lines_lost += data.count(b"\n")
+        self._close(path)
+        if not self._failing:
+            self._failing = True
+            logger.error("Cannot write {}: {}; lines are lost (counted in varz "
+                         "store.lines_lost) until writing works again", path,
+                         error.strerror or error)
+
     def _open(self, path: str) -> _File:
+        """The open handle of `path`, opened (with its directories) if need be."""
         f = self._files.get(path)
         if f is not None:
             self._files.move_to_end(path)

@@ -33,6 +33,9 @@ class Recorder:
     def changed(self, target: Target) -> None:
         self.events.append(("changed", target.uuid))
 
+    def taken(self, target: Target, since: float | None) -> None:
+        self.events.append((f"taken@{since}", target.uuid))
+
 
 def found(uuid: str, type: str = "DEA", index: int = 0, host: str = "10.0.0.1:8080",
           source: str = "nats") -> Discovered:
@@ -139,19 +142,30 @@ def test_sharding_follows_collectors_coming_and_going() -> None:
     targets = tuple(found(f"t{i}", index=i) for i in range(200))
     registry.apply(Update("nats", targets))
     assert len(registry.owned()) == 200       # alone: everything is ours
-    registry.apply(Update("nats", (found("other", "Collector"),)))
+    assert registry.set_collectors({"me", "other"}, since=500.0) > 0
     mine = {t.uuid for t in registry.owned()}
     expected = {t.uuid for t in targets if rendezvous_owner({"me", "other"}, t.uuid) == "me"}
-    expected |= {"other"} if rendezvous_owner({"me", "other"}, "other") == "me" else set()
     assert mine == expected and 60 < len(mine) < 140
-    assert registry.counts().totals["other_collectors"] == 201 - len(mine)
+    assert registry.counts().totals["other_collectors"] == 200 - len(mine)
+    assert registry.owners() == {"me": len(mine), "other": 200 - len(mine)}
     removed = {u for e, u in rec.events if e == "removed"}
     assert removed == {t.uuid for t in targets} - mine
-    registry.apply(Update("nats", removals=("other",)))   # it left: we take everything back
+    rec.events.clear()
+    registry.set_collectors({"me"}, since=700.0)     # it left or died: we take everything back
     assert len(registry.owned()) == 200
-    clock.now += 1
-    registry.apply(Update("nats", (found("other", "Collector"),)))
-    clock.now += 400                                     # ... or it went silent
-    registry.apply(Update("nats", targets))
-    registry.prune()
-    assert len(registry.owned()) == 200 and registry.collectors == {"me"}
+    assert set(rec.events) == {("taken@700.0", u) for u in {t.uuid for t in targets} - mine}
+    assert (registry.ownership_changes, registry.handed_over) == (2, 200 - len(mine))
+    assert registry.taken_over == 200 - len(mine)
+    assert registry.set_collectors({"me"}) == 0       # no change, nothing moves
+
+
+def test_a_joining_collector_owns_nothing_until_it_is_a_member() -> None:
+    rec = Recorder()
+    registry = Registry(deployment="d", prune_interval=300, self_uuid="me",
+                        sharding="rendezvous", collectors=())
+    registry.listeners.append(rec)
+    registry.apply(Update("nats", tuple(found(f"t{i}", index=i) for i in range(50))))
+    assert registry.owned() == [] and rec.events == []
+    registry.set_collectors({"me"}, since=None)
+    assert len(registry.owned()) == 50
+    assert {e for e, _ in rec.events} == {"taken@None"}

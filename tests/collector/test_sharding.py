@@ -16,7 +16,9 @@ from tests.collector.collector_helpers import MemoryOutputs, collector_config
 from tests.waiting import until
 
 FLEET = 12
-PRUNE = 4.0
+PRUNE = 30.0         # far longer than the test: a takeover must come from the heartbeats
+HEARTBEAT = 0.2
+MISSES = 3
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -26,7 +28,8 @@ def collector_process(nats_url: str, workdir: Path) -> subprocess.Popen[bytes]:
     config.write_text(
         f'[component]\nindex = 9\n[component.nats]\nservers = ["{nats_url}"]\n'
         f'reconnect_wait = 0.1\n[discovery]\nsharding = "rendezvous"\ndiscover_interval = 0.3\n'
-        f'prune_interval = {PRUNE}\n[scrape]\nvarz_interval = 0.5\nhealthz = false\n'
+        f'prune_interval = {PRUNE}\nheartbeat_interval = {HEARTBEAT}\n'
+        f'heartbeat_misses = {MISSES}\n[scrape]\nvarz_interval = 0.5\nhealthz = false\n'
         f'[status]\naddress = ""\n[outputs]\nspool_dir = "{workdir / "spool"}"\n')
     with open(workdir / "collector.log", "wb") as log:
         return subprocess.Popen(
@@ -63,7 +66,9 @@ async def test_every_target_is_scraped_by_exactly_one_collector(nats_cluster: An
         for i in range(3):
             config = collector_config(
                 [urls[i]], discovery={"sharding": "rendezvous", "discover_interval": 0.3,
-                                      "prune_interval": PRUNE},
+                                      "prune_interval": PRUNE,
+                                      "heartbeat_interval": HEARTBEAT,
+                                      "heartbeat_misses": MISSES},
                 scrape={"varz_interval": 0.5, "healthz": False})
             collector = Collector(config, MemoryOutputs())
             await collector.start()
@@ -90,10 +95,10 @@ async def test_every_target_is_scraped_by_exactly_one_collector(nats_cluster: An
         await leaving.stop()
         await until(lambda: all(len(c.registry.collectors) == 2 for c in collectors)
                     and each_owned_once(collectors, uuids), "takeover after unregister")
-        assert asyncio.get_running_loop().time() - began < PRUNE - 1   # not by pruning
+        assert asyncio.get_running_loop().time() - began < HEARTBEAT * MISSES  # not by silence
 
-        # a crash says nothing: a collector killed with -9 shares the fleet until it is pruned,
-        # then its targets move
+        # a crash says nothing: a collector killed with -9 is out once its heartbeat has been
+        # missed MISSES times, and its targets move
         victim = collector_process(urls[1], tmp_path)
         await until(lambda: all(len(c.registry.collectors) == 3 for c in collectors),
                     "a third collector, in its own process", timeout=30)
@@ -101,8 +106,9 @@ async def test_every_target_is_scraped_by_exactly_one_collector(nats_cluster: An
         victim.wait()
         began = asyncio.get_running_loop().time()
         await until(lambda: all(len(c.registry.collectors) == 2 for c in collectors)
-                    and each_owned_once(collectors, uuids), "takeover after prune")
-        assert asyncio.get_running_loop().time() - began >= PRUNE - 0.5
+                    and each_owned_once(collectors, uuids), "takeover after kill -9")
+        took = asyncio.get_running_loop().time() - began
+        assert HEARTBEAT * (MISSES - 1) <= took <= HEARTBEAT * (MISSES + 2), took
         assert sum(len([t for t in c.registry.owned() if t.uuid in uuids])
                    for c in collectors) == FLEET
     finally:

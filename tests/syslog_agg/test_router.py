@@ -55,9 +55,19 @@ def test_discard_unmatched() -> None:
 
 
 def test_cache_does_not_mix_components() -> None:
-    router = Router(RoutingConfig())
+    router = Router(RoutingConfig(max_components=10_000))
     for i in range(5000):
         assert router.route(parse(b"<14>1 - h app%d - - - x" % i, now=NOW)) == f"app{i}"
+
+
+def test_distinct_components_are_capped() -> None:
+    router = Router(RoutingConfig(max_components=3, order=("app_name",)))
+    got = [router.route(parse(b"<14>1 - h app%d - - - x" % (i % 5), now=NOW))
+           for i in range(10)]
+    assert got == ["app0", "app1", "app2", "overflow", "overflow"] * 2
+    assert route(b"<14>1 - - - - - - x", RoutingConfig(max_components=1)) == "unknown"
+    assert router.route(parse(b"garbage", now=NOW)) == "unparsed"
+    assert router.admit("app1") == "app1" and router.admit("new") == "overflow"
 
 
 @pytest.mark.parametrize("data,error", [
@@ -65,6 +75,8 @@ def test_cache_does_not_mix_components() -> None:
     ({"rules": [{"pattern": "x"}]}, "pattern and component"),
     ({"order": ["nope"]}, "order"),
     ({"default": "a/b"}, "default: "),
+    ({"overflow": ".."}, "overflow: "),
+    ({"max_components": 0}, "max_components: "),
 ])
 def test_bad_config(data: dict, error: str) -> None:
     with pytest.raises(ConfigError, match=error):
