@@ -103,6 +103,7 @@ def run_tail(args: argparse.Namespace) -> int:
     process_logging().configure("WARNING")  # stdout is for the messages, stderr for trouble
     from fobs.components.bus import Bus
     from fobs.syslog_agg.tail import subject_for
+    from fobs.syslog_agg.text import escape_controls
 
     component = args.component
     subject = (f"{config.tail.subject_prefix}.*" if component in ("*", ">")
@@ -124,7 +125,7 @@ def run_tail(args: argparse.Namespace) -> int:
                     line = format_human(json.loads(msg.data))
                 except ValueError:
                     line = msg.data.decode(errors="replace")
-            print(line, flush=True)
+            print(escape_controls(line), flush=True)  # the sender's text meets a terminal
             seen += 1
             if args.count and seen >= args.count:
                 done.set()

@@ -1,7 +1,8 @@
 """How a message is written: one text or JSON line per message.
 
 text: `<received_at> <peer> <original message>` (LF and CR inside the message escaped as `\\n`,
-`\\r`), close to Cloud Foundry's `%fromhost% -- %msg%` but keeping the whole original line.
+`\\r`, other control characters as `\\xNN`/`\\uNNNN`: see text.py), close to Cloud Foundry's
+`%fromhost% -- %msg%` but keeping the whole original line.
 
 json: one object per line with every field of the message; absent fields are null, `raw` and
 `error` are set only for unparsed input. Strings are escaped with the C encoder of the `json`
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from fobs.syslog_agg.message import SyslogMessage
+from fobs.syslog_agg.text import escape_controls
 
 __all__ = ["Formatter", "format_received", "LineFormat"]
 
@@ -47,10 +49,7 @@ def decode_raw(raw: bytes) -> str:
 
 def raw_text(raw: bytes) -> str:
     """The original message as one line of text."""
-    text = decode_raw(raw).rstrip("\r\n\x00")
-    if "\n" in text or "\r" in text:
-        text = text.replace("\r", "\\r").replace("\n", "\\n")
-    return text
+    return escape_controls(decode_raw(raw).rstrip("\r\n\x00"))
 
 
 class Formatter:
