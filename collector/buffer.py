@@ -85,9 +85,12 @@ class SpoolStats:
     dropped_bytes: int = 0
     refused_points: int = 0           # one append larger than the spool, or a write error
     torn_records: int = 0             # cut short by a crash (found at start)
-    corrupt_points: int = 0           # after a bad CRC in a segment
+    corrupt_points: int = 0           # in damaged records (bad CRC, magic or length)
+    corrupt_records: int = 0          # damaged stretches skipped to the next whole record
     segments: int = 0
     fsyncs: int = 0
+    fsync_errors: int = 0             # fsync calls that failed (data may not be on disk)
+    cursor_errors: int = 0            # read positions that could not be persisted
 
     def varz(self) -> dict[str, int | float]:
         return asdict(self)

@@ -11,9 +11,16 @@ re-sent point over itself). When the spool would outgrow `max_bytes`, whole segm
 oldest first, counted and logged.
 
 The files and their record format are `fobs.collector.segments`'. A record torn by a crash is
-found by the scan at start, counted (`torn_records`) and skipped. A record whose CRC does not
-match when read drops the rest of its segment, counted (`corrupt_points`). Acknowledging moves
+found by the scan at start, counted (`torn_records`) and skipped. A damaged record (bad CRC,
+magic or length when read) costs only itself: reading resumes at the next whole record, the
+stretch is counted (`corrupt_records`, and its points in `corrupt_points`). Acknowledging moves
 the cursor; a segment is deleted once read to its end, so nothing is ever rewritten.
+
+A refused append (ENOSPC, EIO, a short write) is cut off the head segment again and the head is
+reused, so a full disk costs no new files; only when the cut itself fails does the spool go on
+in a new segment. With `fsync = "always"` the directory is fsynced after a new segment and after
+each cursor rename, so both survive a power loss. A failed fsync is counted (`fsync_errors`)
+and logged at most once a minute: the data may not be on disk, and nothing else would say so.
 
 Everything here is synchronous and runs on the event loop thread: an append is one `write(2)` of a
 few KiB into the page cache (~3 µs), an ack one small rename (~0.1 ms); only `fsync="always"`
@@ -41,6 +48,7 @@ from fobs.collector.segments import (
     read_records,
     scan,
     stamp_at,
+    sync_directory,
     write_cursor,
 )
 from fobs.collector.throttle import Every
@@ -64,6 +72,7 @@ class DiskSpool(InFlight):
         self._dirty = False
         self._closed = False
         self._log = Every(60.0)
+        self._fsync_log = Every(60.0)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._lock = os.open(self.dir / "LOCK", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -115,9 +124,15 @@ class DiskSpool(InFlight):
     def _open_write(self, seg: Segment) -> int:
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
         try:
-            return os.open(seg.path, flags, 0o644)
+            fd = os.open(seg.path, flags, 0o644)
         except OSError as e:
             raise SpoolError(f"spool segment {seg.path}: {e.strerror}") from None
+        if self.config.fsync == "always":
+            try:
+                sync_directory(self.dir, self._fsync)   # the new file's name is on disk too
+            except OSError as e:                        # opening the directory failed
+                self._fsync_failed(e)
+        return fd
 
     # --- writer ---------------------------------------------------------------------------------
 
@@ -157,8 +172,7 @@ class DiskSpool(InFlight):
             try:                                  # no torn record in front of later appends
                 os.ftruncate(self._wfd, self._head.end)
             except OSError:
-                pass
-            self._roll()
+                self._roll()                      # it cannot be cut off: go on in a new one
             raise
         if not self._head.points:
             self._head.first_ns = stamp
@@ -176,13 +190,25 @@ class DiskSpool(InFlight):
         now = time.monotonic()
         if not force and now - self._last_sync < self.config.fsync_interval:
             return
-        try:
-            os.fsync(self._wfd)
-            self.stats.fsyncs += 1
-        except OSError as e:
-            logger.error("Spool {} fsync failed: {}", self.name, e.strerror)
+        self._fsync(self._wfd)
         self._dirty = False
         self._last_sync = now
+
+    def _fsync(self, fd: int) -> bool:
+        """fsync `fd`, counting it; a failure is counted and logged, never raised."""
+        try:
+            os.fsync(fd)
+        except OSError as e:
+            self._fsync_failed(e)
+            return False
+        self.stats.fsyncs += 1
+        return True
+
+    def _fsync_failed(self, e: OSError) -> None:
+        self.stats.fsync_errors += 1
+        if (skipped := self._fsync_log.ready()) is not None:
+            logger.error("Spool {} fsync failed: {} ({} more failures not logged)", self.name,
+                         e.strerror or e, skipped)
 
     def _roll(self) -> None:
         """Continue in a new segment (the current one stays usable if that cannot be made)."""
@@ -242,24 +268,20 @@ class DiskSpool(InFlight):
 
     def _read(self, seg: Segment, max_points: int, max_bytes: int) -> Batch | None:
         found = read_records(seg, max_points, max_bytes)
-        if found.corrupt:
-            self._corrupt(seg, found.end, found.points)
+        if found.damaged:
+            self.stats.corrupt_records += found.damaged
+            self.stats.corrupt_points += found.lost_points
+            logger.error("Spool {} segment {}: skipped {} damaged record(s) before byte {} "
+                         "({} points lost); reading goes on with the next whole record",
+                         self.name, seg.path.name, found.damaged, found.end, found.lost_points)
         if not found.payloads:
+            if found.end > seg.read:              # only damage up to here: step over it
+                seg.read = found.end
+                seg.first_ns = stamp_at(seg)
+                self._write_cursor(seg)
             return None
         return Batch(b"".join(found.payloads), found.points, seg.first_ns, seg.seq, found.end,
                      len(found.payloads))
-
-    def _corrupt(self, seg: Segment, offset: int, points_before: int) -> None:
-        """Give up on the rest of a segment after a bad record (its lengths cannot be trusted)."""
-        lost = seg.points - points_before
-        logger.error("Spool {} segment {} is corrupt at byte {}; dropping its remaining {} points",
-                     self.name, seg.path.name, offset, lost)
-        self.stats.corrupt_points += lost
-        if seg is self._head:
-            self._roll()
-        self._disk_bytes -= seg.end - offset
-        seg.end = offset
-        seg.points = points_before
 
     def ack(self, batch: Batch) -> None:
         """The batch is written (or quarantined): move the persisted cursor past it."""
@@ -276,7 +298,17 @@ class DiskSpool(InFlight):
             self._remove(seg)
 
     def _write_cursor(self, front: Segment) -> None:
-        write_cursor(self.dir, front.seq, front.read, self.config.fsync == "always")
+        """Persist the read position; when that fails (a full disk) the spool goes on from memory
+        — acknowledged segments are still deleted, which frees the space — and a restart
+        re-sends from the last cursor that was written (at-least-once)."""
+        try:
+            write_cursor(self.dir, front.seq, front.read,
+                         self._fsync if self.config.fsync == "always" else None)
+        except OSError as e:
+            self.stats.cursor_errors += 1
+            if self._log.ready() is not None:
+                logger.error("Spool {} cannot persist its read position: {}", self.name,
+                             e.strerror or e)
 
     # --- state ----------------------------------------------------------------------------------
 
