@@ -8,6 +8,7 @@ timeout above its interval is refused as Prometheus refuses it.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ DEFAULT_DISCOVER_INTERVAL = 60.0
 DEFAULT_PRUNE_INTERVAL = 300.0
 DEFAULT_HEARTBEAT_INTERVAL = 1.0   # sharding: a silent collector is out after interval × misses
 DEFAULT_HEARTBEAT_MISSES = 3       # (3 s: within a third of the default varz interval)
+DEFAULT_MAX_TARGETS = 10_000                # announced targets kept; past it new ones are refused
+DEFAULT_MAX_TYPES = 256                     # distinct component types (a CF fleet has ~20)
 DEFAULT_MAX_IN_FLIGHT = 256
 DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 DEFAULT_STATUS_ADDRESS = "127.0.0.1:9190"
@@ -40,6 +43,7 @@ DEFAULT_SPOOL_DIR = "/var/lib/fobs/collector/spool"
 DEFAULT_CLOSE_TIMEOUT = 5.0
 DEFAULT_QUARANTINE_MAX_BYTES = 64 * 1024 * 1024
 ENDPOINTS = ("varz", "healthz")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Top-level keys of older collector configs, now in [component] as in every daemon's config.
 MOVED_KEYS = {"nats": "[component.nats]", "syslog": "[component.syslog]",
               "log_level": "component.log_level"}
@@ -167,6 +171,9 @@ class DiscoveryConfig:
     heartbeat_interval: float = DEFAULT_HEARTBEAT_INTERVAL
     heartbeat_misses: int = DEFAULT_HEARTBEAT_MISSES
     static: tuple[StaticTarget, ...] = ()
+    allow_networks: tuple[str, ...] = ()     # CIDRs announced hosts must be in; () = any
+    max_targets: int = DEFAULT_MAX_TARGETS   # announced targets; the rest refused, counted
+    max_types: int = DEFAULT_MAX_TYPES       # distinct announced types; the rest refused
 
     def validate(self) -> None:
         positive(self.discover_interval, "discover_interval")
@@ -174,6 +181,10 @@ class DiscoveryConfig:
         positive(self.heartbeat_interval, "heartbeat_interval")
         if self.heartbeat_misses < 1:
             raise ConfigError(f"heartbeat_misses: must be at least 1, got {self.heartbeat_misses}")
+        for cap in ("max_targets", "max_types"):
+            if getattr(self, cap) < 1:
+                raise ConfigError(f"{cap}: must be at least 1, got {getattr(self, cap)}")
+        self.networks()
         if self.prune_interval < self.discover_interval:
             raise ConfigError(f"prune_interval: {self.prune_interval:g}s is shorter than "
                               f"discover_interval ({self.discover_interval:g}s): every target "
@@ -185,6 +196,17 @@ class DiscoveryConfig:
                 raise ConfigError(f"static[{i}]: duplicate static target {target.type}/"
                                   f"{target.index}")
             seen.add(key)
+
+    def networks(self) -> tuple[IPNetwork, ...]:
+        """`allow_networks` parsed (host bits may be set: "10.0.0.7/8" is 10.0.0.0/8)."""
+        parsed = []
+        for i, text in enumerate(self.allow_networks):
+            try:
+                parsed.append(ipaddress.ip_network(text, strict=False))
+            except ValueError:
+                raise ConfigError(f"allow_networks[{i}]: {text!r} is not a network like "
+                                  f"10.0.0.0/8 or fd00::/8") from None
+        return tuple(parsed)
 
 
 @dataclass(frozen=True)

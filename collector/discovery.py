@@ -11,6 +11,7 @@ the one module that spells the protocol for both the components and the collecto
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
@@ -18,10 +19,11 @@ from urllib.parse import urlsplit
 
 from loguru import logger
 
-from fobs.collector.config import StaticTarget
+from fobs.collector.config import IPNetwork, StaticTarget
 from fobs.collector.target import Discovered
 from fobs.components import wire
 from fobs.components.bus import Bus
+from fobs.components.text import escape_controls
 
 
 class Update(NamedTuple):
@@ -58,6 +60,7 @@ class DiscoveryStats:
     discover_requests: int = 0
     ignored_no_index: int = 0
     invalid: int = 0
+    refused_network: int = 0
 
 
 def parse_announcement(data: bytes) -> Discovered | None:
@@ -100,6 +103,7 @@ class NatsDiscoverer:
     bus: Bus
     discover_interval: float
     stats: DiscoveryStats = field(default_factory=DiscoveryStats)
+    allow_networks: tuple[IPNetwork, ...] = ()      # () = any host
     source: str = "nats"
     _queue: asyncio.Queue[Discovered | str | bool] = field(default_factory=asyncio.Queue)
     _inbox: str = ""
@@ -185,6 +189,11 @@ class NatsDiscoverer:
         if found is None:
             self.stats.ignored_no_index += 1
             return
+        if self.allow_networks and not allowed(found.ip, self.allow_networks):
+            self.stats.refused_network += 1
+            logger.debug("Ignored announce of {} at {}: not in allow_networks",
+                         escape_controls(found.uuid), found.host)
+            return
         self._queue.put_nowait(found)
 
     async def _on_unregister(self, msg: Any) -> None:
@@ -194,6 +203,16 @@ class NatsDiscoverer:
         except wire.PayloadError as e:
             self.stats.invalid += 1
             logger.debug("Ignored unregister message: {}", e)
+
+
+def allowed(ip: str, networks: tuple[IPNetwork, ...]) -> bool:
+    """Whether `ip` is an address inside one of `networks` (a host name never is: the
+    allow-list is checked without DNS, so a name could not be held to it)."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
 
 
 async def _call(send: Send, update: Update) -> None:
