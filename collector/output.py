@@ -40,6 +40,7 @@ from fobs.collector.historians.errors import (
 from fobs.collector.quarantine import Quarantine
 from fobs.collector.throttle import Every
 from fobs.components.config import ConfigError, positive
+from fobs.components.text import escape_controls
 
 MIN_SPLIT_BYTES = 64 * 1024            # 413 never shrinks later batches below this
 SYNC_EVERY = 1.0                       # seconds: the spool's fsync policy is applied this often
@@ -347,7 +348,8 @@ class Output:
         if self._log.ready() is not None:
             log = logger.error if fatal else logger.warning
             log("Output {} cannot write ({} failed attempt(s), {} points waiting): {}",
-                self.name, self._failures, self.buffer.pending()[0], error)
+                self.name, self._failures, self.buffer.pending()[0],
+                escape_controls(str(error)))    # it may quote the server's answer
 
     # --- observation ----------------------------------------------------------------------------
 

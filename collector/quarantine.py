@@ -19,6 +19,7 @@ from pathlib import Path
 from loguru import logger
 
 from fobs.collector.throttle import Every
+from fobs.components.text import escape_controls
 
 
 @dataclass
@@ -62,4 +63,4 @@ class Quarantine:
         self.stats.bytes += len(record)
         if (skipped := self._log.ready()) is not None:
             logger.warning("Output {} quarantined {} batch(es) in {}; latest: {}", self.output,
-                           skipped + 1, self.path, why)
+                           skipped + 1, self.path, escape_controls(why))
