@@ -72,6 +72,25 @@ grid = (
                      "down $tag_target_job ($tag_index)"),
                     description="Targets each collector scrapes, by component type and "
                                 "health of their /varz."))
+    .add(timeseries("Targets per collector",
+                    (own('last("targets_known")', "collector"), "owned ($tag_index)"),
+                    (own('last("collectors")', "collector"), "members seen ($tag_index)"),
+                    (f'SELECT count("up") FROM "scrape" WHERE {where()} {by("collector")}',
+                     "scrapes ($tag_collector)"),
+                    description="Sharing a fleet (rendezvous): the targets each collector "
+                                "owns, how many collectors it sees, and the scrapes each made "
+                                "per interval (the `collector` tag of `scrape`)."))
+    .add(timeseries("Ownership changes",
+                    (own(f'non_negative_difference(last("targets_ownership_changes")) AS '
+                         f'"changes", non_negative_difference(last("targets_taken_over")) AS '
+                         f'"taken over", non_negative_difference(last("targets_handed_over")) '
+                         f'AS "handed over", non_negative_difference(last('
+                         f'"collectors_expired")) AS "members expired"', "collector"),
+                     "$col ($tag_index)"),
+                    description="Per interval: changes of the set of collectors sharing the "
+                                "fleet, targets that moved to or from each collector, and "
+                                "members declared dead after heartbeat_misses silent "
+                                "heartbeats."))
     .add(timeseries("Failed scrapes by class",
                     (own(rate("count"), "collector_scrape_error", "target_endpoint", "error"),
                      "$tag_target_endpoint $tag_error ($tag_index)"), unit="reqps",

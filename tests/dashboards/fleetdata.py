@@ -53,15 +53,15 @@ def fleet_lines(minutes: int = 15, deployment: str = "test", seed: int = 1) -> l
             down = job == "DEA" and index == 1 and i > steps - 12
             add = lines.append
             if down:
-                add(f"scrape,{tags},endpoint=varz up=0i,duration_seconds=0.001,"
+                add(f"scrape,{tags},endpoint=varz,collector=0 up=0i,duration_seconds=0.001,"
                     f'response_bytes=0i,error="refused" {t}')
-                add(f"scrape,{tags},endpoint=healthz up=0i,healthy=0i,duration_seconds=0.001,"
+                add(f"scrape,{tags},endpoint=healthz,collector=0 up=0i,healthy=0i,duration_seconds=0.001,"
                     f'response_bytes=0i,error="refused" {t}')
                 continue
-            add(f"scrape,{tags},endpoint=varz " + _fields({
+            add(f"scrape,{tags},endpoint=varz,collector=0 " + _fields({
                 "up": 1, "duration_seconds": 0.002 + rng.random() / 100,
                 "response_bytes": 2600 + rng.randrange(100), "points": 3, "skipped": 0}) + f" {t}")
-            add(f"scrape,{tags},endpoint=healthz " + _fields({
+            add(f"scrape,{tags},endpoint=healthz,collector=0 " + _fields({
                 "up": 1, "healthy": 1, "duration_seconds": 0.001 + rng.random() / 200,
                 "response_bytes": 2}) + f" {t}")
             add(f"component,{tags} " + _fields({
@@ -171,7 +171,9 @@ def _collector(tags: str, i: int, t: int) -> list[str]:
         "collectors": 1.0, "scrapes_late": i // 20, "scrapes_missed": 0,
         "scrapes_skipped_overlap": 0, "scrapes_in_flight": 1.0, "points": i * 210,
         "values_skipped": 0, "handler_errors": 0, "points_received": i * 210,
-        "nats_rtt_seconds": 0.0004, "nats_reconnects": 0, "nats_connected": 1.0}) + f" {t}"]
+        "nats_rtt_seconds": 0.0004, "nats_reconnects": 0, "nats_connected": 1.0,
+        "targets_ownership_changes": i // 30, "targets_taken_over": i // 30 * 3,
+        "targets_handed_over": i // 30 * 2, "collectors_expired": i // 90}) + f" {t}"]
     for endpoint in ("varz", "healthz"):
         out.append(f"collector_scrape,{tags},target_endpoint={endpoint} " + _fields({
             "ok": i * 9, "failed": i // 10, "duration_p50_seconds": 0.002,

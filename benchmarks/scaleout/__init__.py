@@ -1,0 +1,1 @@
+"""Scale-out benchmark: `python -m benchmarks.scaleout` (see __main__.py)."""

@@ -1,0 +1,120 @@
+"""Scale-out, measured in InfluxDB: 3 collector processes on a 3-node NATS cluster share a fleet
+of 600 components (two fleet processes); every `scrape` point names its collector.
+
+One run, scenario after scenario (the windows are measurement windows, not synchronisation):
+steady state, a fourth collector joins, kill -9 of one, SIGTERM of another, a partition of one
+(its NATS node frozen with SIGSTOP, then SIGCONT), kill -9 of the NATS node a collector is on.
+Each scenario is then read back from the `scrape` points (benchmarks/scaleout/cluster.py): a
+duplicate is two scrapes of a target less than half an interval apart, a miss a gap above 1.5
+intervals.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.scaleout.cluster import (
+    DB,
+    Rig,
+    Settings,
+    moved,
+    read_scrapes,
+    settled,
+    takeover,
+    window,
+)
+from fobs.ports import free_ports
+from tests.services import wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+FLEET = 600
+SETTINGS = Settings(interval=2.0, heartbeat=0.2, misses=3, discover_interval=2.0,
+                    first_scrape_window=0.2)
+I = SETTINGS.interval  # noqa: E741 (the interval, as in the docs)
+
+
+def test_collectors_share_take_over_and_heal_within_one_interval(
+        nats_cluster: Any, influxd: Any, tmp_path: Path) -> None:
+    influxd.create_database(DB)
+    urls = nats_cluster.urls
+    nodes = nats_cluster.nodes
+    rig = Rig(tmp_path, urls, influxd.url, SETTINGS)
+    ports = free_ports(4)
+    marks: dict[str, float] = {}
+    try:
+        rig.start_fleet(FLEET // 2, [urls[1]])
+        rig.start_fleet(FLEET // 2, [urls[2]])
+        for i in (1, 2, 3):     # collector i on node i-1 (and whatever node it learns of)
+            rig.start_collector(i, [urls[i - 1]], ports[i - 1])
+        wait_until(settled(rig, [1, 2, 3], FLEET + 3), "3 collectors sharing", timeout=120)
+        marks["steady"] = time.time()
+        time.sleep(5 * I)
+
+        marks["join"] = time.time()
+        rig.start_collector(4, [urls[0]], ports[3])
+        wait_until(settled(rig, [1, 2, 3, 4], FLEET + 4), "a fourth collector", timeout=30)
+        marks["joined"] = time.time()
+        time.sleep(3 * I)
+
+        marks["kill"] = rig.signal_collector(1, signal.SIGKILL)
+        wait_until(settled(rig, [2, 3, 4], FLEET + 4), "takeover after kill -9", timeout=10)
+        time.sleep(3 * I)
+
+        marks["term"] = rig.signal_collector(2, signal.SIGTERM)
+        wait_until(settled(rig, [3, 4], FLEET + 3), "takeover after SIGTERM", timeout=10)
+        time.sleep(3 * I)
+
+        # a partition: collector 4's node (node 0, no one else's since collector 1 died) freezes
+        assert nodes[0].proc is not None
+        marks["partition"] = time.time()
+        nodes[0].proc.send_signal(signal.SIGSTOP)
+        time.sleep(3 * I)
+        marks["return"] = time.time()
+        nodes[0].proc.send_signal(signal.SIGCONT)
+        wait_until(settled(rig, [3, 4], FLEET + 3), "collector 4 back", timeout=10)
+        time.sleep(3 * I)
+
+        marks["node"] = time.time()
+        nodes[2].kill()          # collector 3's node, and fleet 1's
+        time.sleep(4 * I)
+        marks["end"] = time.time()
+    finally:
+        if nodes[0].proc is not None:
+            nodes[0].proc.send_signal(signal.SIGCONT)
+        rig.close()
+
+    scrapes = read_scrapes(influxd.url, marks["steady"] - 2 * I, marks["end"])
+    m = marks
+    report: dict[str, Any] = {}
+    report["steady"] = steady = window(scrapes, m["steady"] + I, m["join"], I, expect=FLEET)
+    report["join"] = join = window(scrapes, m["join"], m["kill"] - I, I, expect=FLEET)
+    changed, seen = moved(scrapes, (m["join"] - 2 * I, m["join"]),
+                          (m["joined"] + I, m["kill"]))
+    report["moved"] = (changed, seen)
+    report["kill"] = kill = window(scrapes, m["kill"] - I, m["term"] - I, I, expect=FLEET)
+    report["kill_takeover"] = killed = takeover(scrapes, "1", m["kill"], I, m["term"])
+    report["term"] = term = window(scrapes, m["term"] - I, m["partition"] - I, I, expect=FLEET)
+    report["term_takeover"] = termed = takeover(scrapes, "2", m["term"], I, m["partition"])
+    report["partition"] = part = window(scrapes, m["partition"] - I, m["node"] - I, I,
+                                        expect=FLEET)
+    report["after_return"] = back = window(scrapes, m["return"] + I, m["node"] - I, I)
+    report["node"] = node = window(scrapes, m["node"] - I, m["end"] - 2 * I, I, expect=FLEET)
+    for name, figures in report.items():
+        print(f"scale-out {name}: {figures}")
+
+    assert steady.targets == FLEET and (steady.duplicates, steady.missed) == (0, 0), steady
+    assert 0.15 * seen < changed < 0.35 * seen and seen == FLEET, report["moved"]
+    assert join.missed == 0, join
+    assert killed.never == 0 and killed.worst_wait <= I and killed.targets > 0, killed
+    assert kill.missed == 0, kill
+    assert termed.never == 0 and termed.worst_wait <= I and termed.targets > 0, termed
+    assert term.missed == 0, term
+    assert part.missed == 0, part                         # nothing left unowned
+    assert back.duplicates == 0, back                     # no double scrape past one interval
+    assert node.missed == 0, node
