@@ -57,10 +57,10 @@ class InfluxQuery:
         db = self.database if database is None else database
         if db:
             data["db"] = db
-        if self.auth:
-            data["u"], data["p"] = self.auth
+        # Basic auth: influxd reads u/p from the URL's query string, never from a POST body.
+        auth = aiohttp.BasicAuth(*self.auth) if self.auth else None
         try:
-            async with self._session.post(f"{self.url}/query", data=data) as resp:
+            async with self._session.post(f"{self.url}/query", data=data, auth=auth) as resp:
                 body = await resp.json(content_type=None)
         except (TimeoutError, aiohttp.ClientError, ValueError) as e:
             raise QueryFailed(
