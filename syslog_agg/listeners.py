@@ -10,12 +10,12 @@ queue has drained to half, and the frames of a read that did not fit wait in the
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Callable
 
 from loguru import logger
 
@@ -32,6 +32,9 @@ _UDP_BATCH = 256  # datagrams read per readiness callback before letting others 
 # Linux's SO_RCVBUFFORCE (asm-generic/socket.h); Python's socket module does not export it
 _SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 _QUIET = 0.1      # a connection silent this long (seconds) is taken as drained at stop
+_ACCEPT_BATCH = 64  # connections accepted per readiness callback before letting others run
+_ACCEPT_RETRY = 1.0  # seconds accepting pauses when out of descriptors (as asyncio does)
+_OUT_OF_RESOURCES = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 
 
 class Intake:
@@ -200,25 +203,25 @@ class _Session(asyncio.Protocol):
     """One TCP/TLS connection, counted from accept: limits, TLS handshake, framing and
     back-pressure.
 
-    A TLS connection is accepted as plain TCP and upgraded here (`loop.start_tls`), so that it
-    holds a slot and is subject to the per-source cap before its handshake, and the handshake
-    is bounded by `handshake_timeout`: a client that connects and never says hello can hold
-    a descriptor for that long only.
+    The listener admits it at accept (`TcpListener._on_acceptable`), so a TLS connection holds
+    a slot and is subject to the per-source cap before its handshake; it is upgraded here
+    (`loop.start_tls`) with the handshake bounded by `handshake_timeout`: a client that
+    connects and never says hello holds a descriptor for that long only.
 
     Back-pressure: when the intake queue is full the framer stops mid-buffer (`held`), the
     socket stops being read, and the session waits in the intake until the queue has drained;
     the frames already read stay in the framer, so the queue never grows past its bound.
     """
 
-    def __init__(self, listener: TcpListener) -> None:
+    def __init__(self, listener: TcpListener, peer: str) -> None:
         self.listener = listener
         self.transport: asyncio.Transport | None = None
-        self.peer = "?"
+        self.peer = peer
         self.last_activity = time.monotonic()
         self.framer = Framer(self._emit, listener.intake.max_message_size)
         self._errors_seen = 0
         self._now = time.time()
-        self._counted = False      # holds a slot in the listener (sessions, per source)
+        self._counted = True       # holds a slot in the listener (sessions, per source)
         self._lost = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -226,19 +229,10 @@ class _Session(asyncio.Protocol):
         if self.transport is not None:
             return  # the TLS layer's transport, set by _handshake
         self.transport = transport
-        peername = transport.get_extra_info("peername")
-        self.peer = str(peername[0]) if peername else "?"
         listener = self.listener
-        refusal = listener.admit(self)
-        if refusal is not None:
-            setattr(listener.stats, refusal, getattr(listener.stats, refusal) + 1)
-            transport.abort()
-            return
-        self._counted = True
-        listener.stats.connections += 1
         if listener.ssl_context is not None:
             transport.pause_reading()  # nothing is read before the TLS layer takes over
-            listener.handshakes.add(asyncio.create_task(self._handshake(transport)))
+            listener.tasks.add(asyncio.create_task(self._handshake(transport)))
         elif listener.intake.full:
             self._hold()
 
@@ -260,7 +254,7 @@ class _Session(asyncio.Protocol):
         finally:
             task = asyncio.current_task()
             if task is not None:
-                listener.handshakes.discard(task)
+                listener.tasks.discard(task)
         if tls is None or self._lost:
             self._release()
             return
@@ -338,7 +332,13 @@ class TcpListener:
     """A TCP (or, with `ssl_context`, TLS) syslog server: a connection holds a slot from accept
     to close; at most `max_connections` slots, `max_per_source` per peer address; a TLS
     handshake must finish within `handshake_timeout` seconds; a connection silent for
-    `idle_timeout` seconds is closed."""
+    `idle_timeout` seconds is closed.
+
+    Accepting is done here, one socket at a time, rather than by `loop.create_server`, whose
+    accept loop takes up to a whole backlog of sockets before any protocol sees one: a flood
+    would hold all those descriptors (and hit the open-file limit) before a refusal could
+    close them. Here a refused socket is closed before the next is accepted.
+    """
 
     def __init__(self, intake: Intake, host: str, port: int, *,
                  ssl_context: ssl.SSLContext | None = None, idle_timeout: float = 60.0,
@@ -354,26 +354,84 @@ class TcpListener:
         self.reuse_port = reuse_port
         self.sessions: set[_Session] = set()
         self.per_source: dict[str, int] = {}
-        self.handshakes: set[asyncio.Task[None]] = set()
+        self.tasks: set[asyncio.Task[None]] = set()  # connections being set up, handshakes
         self.stats = ListenerStats()
-        self.server: asyncio.Server | None = None
+        self.sock: socket.socket | None = None
         self.address: tuple[str, int] = (host, port)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._accept_failing = False
 
     @property
     def transport_name(self) -> str:
         return "tls" if self.ssl_context is not None else "tcp"
 
-    def admit(self, session: _Session) -> str | None:
-        """Take a slot for a new connection, or name the ListenerStats counter of the refusal."""
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self.sock = socket.create_server((self.host, self.port), family=family, backlog=1024,
+                                         reuse_port=self.reuse_port)
+        self.sock.setblocking(False)
+        self.address = self.sock.getsockname()[:2]
+        self._loop.add_reader(self.sock.fileno(), self._on_acceptable)
+        self._sweeper = asyncio.create_task(self._sweep())
+        logger.info("Listening for syslog on {} {}:{}", self.transport_name, *self.address)
+
+    def _on_acceptable(self) -> None:
+        assert self.sock is not None and self._loop is not None
+        for _ in range(_ACCEPT_BATCH):
+            try:
+                conn, addr = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                if e.errno not in _OUT_OF_RESOURCES:
+                    continue  # e.g. ECONNABORTED: that client is gone, the next may wait
+                self.stats.accept_errors += 1
+                if not self._accept_failing:
+                    self._accept_failing = True
+                    logger.error("Cannot accept {} connections: {}; pausing for {} s",
+                                 self.transport_name, e.strerror or e, _ACCEPT_RETRY)
+                self._loop.remove_reader(self.sock.fileno())
+                self._loop.call_later(_ACCEPT_RETRY, self._resume_accepting)
+                return
+            self._accept_failing = False
+            peer = str(addr[0])
+            refusal = self._refusal(peer)
+            if refusal is not None:
+                setattr(self.stats, refusal, getattr(self.stats, refusal) + 1)
+                conn.close()
+                continue
+            session = _Session(self, peer)
+            self.sessions.add(session)
+            self.per_source[peer] = self.per_source.get(peer, 0) + 1
+            self.stats.connections += 1
+            conn.setblocking(False)
+            task = self._loop.create_task(self._connect(session, conn))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    def _resume_accepting(self) -> None:
+        if self.sock is not None and self.sock.fileno() >= 0 and self._loop is not None:
+            self._loop.add_reader(self.sock.fileno(), self._on_acceptable)
+
+    async def _connect(self, session: _Session, conn: socket.socket) -> None:
+        assert self._loop is not None
+        try:
+            await self._loop.connect_accepted_socket(lambda: session, conn)
+        except (OSError, asyncio.CancelledError) as e:
+            conn.close()
+            session._release()
+            if isinstance(e, asyncio.CancelledError):
+                raise
+
+    def _refusal(self, peer: str) -> str | None:
+        """None if a new connection from `peer` may have a slot, else the ListenerStats
+        counter of the refusal."""
         if len(self.sessions) >= self.max_connections:
             return "rejected_connections"
-        peer = session.peer
-        count = self.per_source.get(peer, 0)
-        if count >= self.max_per_source:
+        if self.per_source.get(peer, 0) >= self.max_per_source:
             return "rejected_per_source"
-        self.per_source[peer] = count + 1
-        self.sessions.add(session)
         return None
 
     def release(self, session: _Session) -> None:
@@ -383,15 +441,6 @@ class TcpListener:
             self.per_source[session.peer] = count
         else:
             self.per_source.pop(session.peer, None)
-
-    async def start(self) -> None:
-        loop = asyncio.get_running_loop()
-        factory: Callable[[], asyncio.Protocol] = lambda: _Session(self)  # noqa: E731
-        self.server = await loop.create_server(  # TLS is started per connection (_Session)
-            factory, self.host, self.port, reuse_port=self.reuse_port, backlog=1024)
-        self.address = self.server.sockets[0].getsockname()[:2]
-        self._sweeper = asyncio.create_task(self._sweep())
-        logger.info("Listening for syslog on {} {}:{}", self.transport_name, *self.address)
 
     async def _sweep(self) -> None:
         interval = max(min(self.idle_timeout / 4, 5.0), 0.05)
@@ -408,9 +457,10 @@ class TcpListener:
         seconds) so that what clients sent before the stop gets in, then close them."""
         if self._sweeper is not None:
             self._sweeper.cancel()
-        if self.server is not None:
-            self.server.close()
-        for task in list(self.handshakes):
+        if self.sock is not None and self._loop is not None:
+            self._loop.remove_reader(self.sock.fileno())
+            self.sock.close()
+        for task in list(self.tasks):
             task.cancel()
         deadline = time.monotonic() + grace
         while self.sessions and time.monotonic() < deadline:
@@ -421,13 +471,11 @@ class TcpListener:
         for session in list(self.sessions):
             if session.transport is not None:
                 session.transport.close()
-        if self.handshakes:
-            await asyncio.gather(*self.handshakes, return_exceptions=True)
-        if self.server is not None:
-            try:
-                await asyncio.wait_for(self.server.wait_closed(), 5)
-            except TimeoutError:
-                pass
+            else:
+                session._release()
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.sleep(0)  # let the transports' connection_lost run
 
 
 def tls_context(cert: str, key: str, ca: str = "", require_client_cert: bool = False

@@ -71,6 +71,8 @@ _LISTENER_COUNTERS = {
                            "listen.max_connections_per_source",
     "handshake_timeouts": "tls: connections closed after listen.tls_handshake_timeout",
     "handshake_failures": "tls: connections closed on a failed handshake",
+    "accept_errors": "tcp/tls: accepts that failed for want of descriptors or memory "
+                     "(accepting pauses 1 s)",
     "idle_closed": "tcp/tls: connections closed after listen.idle_timeout",
 }
 _LISTENER_GAUGES = {
@@ -193,7 +195,8 @@ def _declare_listeners(agg: Aggregator, registry: Registry) -> None:
             name, stats = listener.transport_name, listener.stats
             gauges["open_connections"].labels(name).set(len(listener.sessions))
             for field in ("connections", "rejected_connections", "rejected_per_source",
-                          "handshake_timeouts", "handshake_failures", "idle_closed"):
+                          "handshake_timeouts", "handshake_failures", "accept_errors",
+                          "idle_closed"):
                 counters[field].labels(name).set_function(partial(getattr, stats, field))
 
     registry.on_collect(refill)

@@ -69,6 +69,7 @@ class ListenerStats(Tally):
     rejected_per_source: int = 0
     handshake_timeouts: int = 0
     handshake_failures: int = 0
+    accept_errors: int = 0
     idle_closed: int = 0
 
 

@@ -41,6 +41,10 @@ def test_commented_out_values_are_the_defaults(tmp_path: Path) -> None:
     ({"listen": {"tls_cert": "x"}}, "tls_cert and tls_key go together"),
     ({"listen": {"max_message_size": 100}}, "listen.max_message_size"),
     ({"listen": {"queue_size": 0}}, "listen.queue_size"),
+    ({"listen": {"max_connections_per_source": 0}}, "listen.max_connections_per_source"),
+    ({"listen": {"tls_handshake_timeout": 0}}, "listen.tls_handshake_timeout"),
+    ({"routing": {"max_components": 0}}, "routing.max_components"),
+    ({"routing": {"overflow": "a/b"}}, "routing.overflow"),
     ({"tail": {"subject_prefix": "a b"}}, "tail.subject_prefix"),
     ({"store": {"bogus": 1}}, "unknown key 'store.bogus'"),
 ])

@@ -73,7 +73,7 @@ async def test_stalled_tls_handshakes_do_not_exhaust_descriptors(
     config = tmp_path / "syslog.toml"
     config.write_text(f'register = false\n[listen]\nudp = "127.0.0.1:{udp}"\ntcp = ""\n'
                       f'tls = "127.0.0.1:{tls}"\ntls_cert = "{cert}"\ntls_key = "{key}"\n'
-                      "tls_handshake_timeout = 2.0\nmax_connections_per_source = 1000\n"
+                      "tls_handshake_timeout = 5.0\nmax_connections_per_source = 1000\n"
                       f'[store]\nroot = "{root}"\nflush_interval = 0.05\n')
     proc = subprocess.Popen([sys.executable, "-m", "fobs.syslog_agg", "--config", str(config)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO,
@@ -83,8 +83,9 @@ async def test_stalled_tls_handshakes_do_not_exhaust_descriptors(
         wait_until(lambda: proc.poll() is None and tcp_open(tls), "aggregator", 20)
         for _ in range(150):
             stalled.append(await asyncio.open_connection("127.0.0.1", tls))
-        # 128 files - 64 for the store - 32 spare = 32 slots: 118 refused at once
-        refused = await asyncio.gather(*(closed_by_server(r, 1.0) for r, _ in stalled))
+        # 128 files - 64 for the store - 32 spare = 32 slots: 118 refused at once, the
+        # others held until the handshake timeout (5 s)
+        refused = await asyncio.gather(*(closed_by_server(r, 3.0) for r, _ in stalled))
         assert sum(refused) == 118
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             for i in range(20):
@@ -249,8 +250,9 @@ async def test_escapes_in_the_text_file(aggregator: Any) -> None:
 
 
 async def test_escapes_in_fobs_tail(tmp_path: Path, nats_server: NatsServer) -> None:
-    config = agg_config(tmp_path, register=True,
-                        component={"nats": {"servers": [nats_server.url]}})
+    sections: dict[str, Any] = {"register": True,
+                                "component": {"nats": {"servers": [nats_server.url]}}}
+    config = agg_config(tmp_path, **sections)
     agg = Aggregator(config)
     await agg.start()
     tail = await asyncio.create_subprocess_exec(
