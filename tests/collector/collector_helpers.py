@@ -109,6 +109,14 @@ async def start_component(nats_server: Any) -> AsyncIterator[Callable[..., Await
         await comp.stop()
 
 
+async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
+    """Serve `app` on an ephemeral loopback port: (runner to clean up, "127.0.0.1:PORT")."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner, f"127.0.0.1:{runner.addresses[0][1]}"
+
+
 class HttpTarget:
     """A plain HTTP server answering /varz and /healthz with whatever a test sets."""
 
@@ -142,11 +150,7 @@ class HttpTarget:
         app = web.Application()
         app.router.add_get("/varz", self._varz)
         app.router.add_get("/healthz", self._healthz)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                    shutdown_timeout=0.1)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        self.host = f"127.0.0.1:{self.runner.addresses[0][1]}"
+        self.runner, self.host = await serve(app)
         return self
 
     async def stop(self) -> None:

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from fobs.collector.config import StaticTarget
 from fobs.collector.daemon import Collector
-from tests.collector.collector_helpers import HttpTarget, MemoryOutputs, collector_config
+from tests.collector.collector_helpers import HttpTarget, MemoryOutputs, collector_config, serve
 
 MIB = 1024 * 1024
 # 60 MiB of JSON whitespace inside an object: 61 KB of gzip, below the old code's 64 KiB
@@ -40,11 +40,7 @@ class EncodedServer:
     async def start(self) -> EncodedServer:
         app = web.Application()
         app.router.add_get("/varz", self._varz)
-        self.runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                    shutdown_timeout=0.1)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        self.host = f"127.0.0.1:{self.runner.addresses[0][1]}"
+        self.runner, self.host = await serve(app)
         return self
 
     async def stop(self) -> None:
