@@ -57,8 +57,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                            "protocol and exit; writes nothing")
     mode.add_argument("--check", action="store_true",
                       help="exit 0 if the running collector's /healthz says ok, else 1")
-    p.add_argument("--wait", metavar="S", type=float, default=2.0,
-                   help="with --once: seconds to gather discover replies (default 2)")
+    mode.add_argument("--drain", metavar="SPOOL_DIR",
+                      help="write what a dead collector spooled in SPOOL_DIR to this config's "
+                           "outputs, then exit (0 = nothing left; docs/collector.md)")
+    p.add_argument("--wait", metavar="S", type=float, default=None,
+                   help="with --once: seconds to gather discover replies (default 2); with "
+                        "--drain: the longest to wait for the spool to empty (default 300)")
     p.set_defaults(handler=run)
 
     s = sub.add_parser(
@@ -122,7 +126,13 @@ def run(args: argparse.Namespace) -> int:
     logging.getLogger("fobs.collector.scheduler").setLevel(logging.ERROR)  # counted in varz
     gc.set_threshold(*GC_THRESHOLDS)
     if args.once:
-        return once(config, args.wait)
+        return once(config, 2.0 if args.wait is None else args.wait)
+    if args.drain:
+        from fobs.collector.handover import drain
+        done = asyncio.run(drain(config.outputs, args.drain,
+                                 300.0 if args.wait is None else args.wait))
+        print(f"{done.written} points written, {done.left} left in {args.drain}")
+        return 0 if done.left == 0 else 1
     from fobs.collector.daemon import Collector
 
     async def main(stop: asyncio.Event) -> int:
