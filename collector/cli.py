@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fobs import stack
 from fobs.collector.config import CollectorConfig
 from fobs.collector.config import load_config as load_file
 from fobs.components import daemon
@@ -70,16 +71,18 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
         description="Print the components a running collector knows, from its status API "
                     "(type, index, host, up, healthy, last scrape and last error), then the "
                     "supervisor's process table when a supervisor answers (as under fobs up).")
-    s.add_argument("--collector", metavar="URL", default=DEFAULT_STATUS_URL,
-                   help=f"the collector's status URL (default {DEFAULT_STATUS_URL})")
+    s.add_argument("--collector", metavar="URL", default=None,
+                   help=f"the collector's status URL (default: the stack's, else "
+                        f"{DEFAULT_STATUS_URL})")
     s.add_argument("--credentials", metavar="USER:PASS",
-                   help="basic auth, when the collector's [status] sets user and password")
+                   help="basic auth, when the collector's [status] sets user and password "
+                        "(default: the stack's)")
     s.add_argument("--supervisor", metavar="URL", default=None,
-                   help="the supervisor's status URL (default: the one fobs up wrote to "
-                        "./var/etc/supervisor.toml, else http://127.0.0.1:2812; '' = don't ask)")
+                   help="the supervisor's status URL (default: the stack's, else "
+                        "http://127.0.0.1:2812; '' = don't ask)")
     s.add_argument("--supervisor-credentials", metavar="USER:PASS",
-                   help="basic auth for the supervisor's status (default: from "
-                        "./var/etc/supervisor.toml when it is there)")
+                   help="basic auth for the supervisor's status (default: the stack's)")
+    stack.add_flag(s)
     s.add_argument("--json", action="store_true", help="print the raw targets document")
     s.set_defaults(handler=status)
 
@@ -178,11 +181,15 @@ def check(config: CollectorConfig) -> int:
 
 def status(args: argparse.Namespace) -> int:
     from fobs.collector.status import fetch_targets, print_components
-    credentials = credentials_flag(args.credentials) if args.credentials else None
+    running = stack.find(args.stack)   # what fobs up wrote: addresses and credentials
+    collector = args.collector or (running.collector.url if running else DEFAULT_STATUS_URL)
+    credentials = (credentials_flag(args.credentials) if args.credentials
+                   else running.collector.credentials if running and not args.collector
+                   else None)
     try:
-        document = fetch_targets(args.collector, credentials=credentials)
+        document = fetch_targets(collector, credentials=credentials)
     except (OSError, ValueError) as e:
-        print(f"fobs status: cannot read {args.collector}: {e}", file=sys.stderr)
+        print(f"fobs status: cannot read {collector}: {e}", file=sys.stderr)
         return 1
     if args.json:
         json.dump(document, sys.stdout, indent=1)
@@ -190,9 +197,8 @@ def status(args: argparse.Namespace) -> int:
         return 0
     print_components(document)
     if args.supervisor != "":
-        from fobs.syslog_agg.monit.cli import UP_CLIENT_FILE, endpoint
-        url, found = endpoint(UP_CLIENT_FILE) if UP_CLIENT_FILE.is_file() else (
-            "http://127.0.0.1:2812", None)
+        url, found = ((running.supervisor.url, running.supervisor.credentials) if running
+                      else ("http://127.0.0.1:2812", None))
         if args.supervisor and args.supervisor.rstrip("/") != url:
             url, found = args.supervisor.rstrip("/"), None
         print_supervisor(url, credentials_flag(

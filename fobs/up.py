@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import shutil
 import socket
 import sys
@@ -27,14 +26,17 @@ from loguru import logger
 from fobs.components import daemon
 from fobs.components.config import ConfigError
 from fobs.components.logs import process_logging
-from fobs.influxd import find_influxd, influxd_config
+from fobs.credentials import INFLUX_ADMIN, INFLUX_READER, OPERATOR, Credentials
+from fobs.influxd import AUTH_ENABLED, find_influxd, influxd_config
+from fobs.natsauth import server_config
 from fobs.ports import free_ports, port_free
+from fobs.stack import Endpoint, State, write_private
 
 if TYPE_CHECKING:  # imported where used: `fobs up --help` needs none of them
     from fobs.components.runtime import ComponentConfig
     from fobs.syslog_agg.monit import HttpCheck, Supervisor, SupervisorConfig
 
-USER = "fobs"
+USER = "fobs"   # user name of every /varz, the collector's status and the control API
 DEFAULT_PORTS = {"nats": 4222, "nats_monitor": 8222, "influxd": 8086, "syslog": 5514,
                  "supervisor": 2812, "collector_status": 9190}
 
@@ -54,6 +56,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
                    help="use this InfluxDB (1.x /write API, database 'fobs') instead of "
                         "starting influxd")
     p.add_argument("--alertmanager", metavar="URL", help="post alerts to this Alertmanager")
+    p.add_argument("--nats-component", metavar="USER:PASS", action="append",
+                   help="a NATS user for a Cloud Foundry component that connects with plain "
+                        "user and password: it may announce and answer discover (repeatable)")
     p.add_argument("--rules", metavar="FILE", type=Path, action="append",
                    help="alert rules file (*.rules.py, repeatable; default: fobs' own rules)")
     p.add_argument("--alert-interval", type=float, default=10.0,
@@ -86,21 +91,12 @@ class Ports:
         return port
 
 
-def write_private(path: Path, text: str) -> Path:
-    """Config files hold the stack's credentials: readable by the owner only."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.touch(mode=0o600, exist_ok=True)
-    path.chmod(0o600)
-    path.write_text(text)
-    return path
-
-
 @dataclass
 class Stack:
     """Everything `fobs up` decided: paths, ports, credentials, what runs."""
 
     root: Path
-    password: str
+    creds: Credentials
     ports: dict[str, int]
     influx_url: str          # "" = no InfluxDB
     start_influxd: bool
@@ -112,8 +108,11 @@ class Stack:
     alert_interval: float = 10.0
     allocator: Ports = field(default_factory=Ports)
     component_ports: dict[str, int] = field(default_factory=dict)
-    # The supervisor's control API: its own secret, not the varz password every component has.
-    control_password: str = field(default_factory=lambda: secrets.token_hex(16))
+
+    @property
+    def control_password(self) -> str:
+        """The supervisor's control API: its own secret, no component's varz password."""
+        return self.creds.control
 
     @property
     def nats_url(self) -> str:
@@ -124,12 +123,21 @@ class Stack:
         return f"127.0.0.1:{self.ports['syslog']}"
 
     def component(self, name: str, **extra: Any) -> dict[str, Any]:
-        """The [component] table of a daemon: fixed port (for its health check), credentials."""
+        """The [component] table of a daemon: fixed port (for its health check), its own varz
+        credentials and its own NATS user."""
         if name not in self.component_ports:
             self.component_ports[name] = self.allocator.pick()
         port = self.component_ports[name]
-        return {"host": "127.0.0.1", "port": port, "user": USER, "password": self.password,
-                **extra}
+        return {"host": "127.0.0.1", "port": port, "user": USER,
+                "password": self.creds.varz_password(name),
+                "nats": self.creds.nats_client(name, [self.nats_url]), **extra}
+
+    def influx_auth(self, user: str, key: str = "username") -> dict[str, str]:
+        """The InfluxDB credentials of `user` (admin or reader) when fobs up runs influxd."""
+        if not self.start_influxd:
+            return {}
+        secret = self.creds.influx_admin if user == INFLUX_ADMIN else self.creds.influx_reader
+        return {key: user, "password": secret}
 
     def healthz(self, name: str) -> str:
         return f"http://127.0.0.1:{self.component_ports[name]}/healthz"
@@ -146,12 +154,8 @@ def plan_stack(args: argparse.Namespace) -> Stack:
             raise ConfigError(f"--rules: file not found: {path}")
     root = args.dir.resolve()
     root.mkdir(parents=True, exist_ok=True)
-    secret_file = root / "etc" / "password"
-    if secret_file.exists():
-        password = secret_file.read_text().strip()
-    else:
-        password = secrets.token_hex(16)
-        write_private(secret_file, password + "\n")
+    from fobs import credentials
+    creds = credentials.load(root, credentials.component_users(args.nats_component))
     allocator = Ports()
     ports = {name: allocator.pick(port, udp_too=name == "syslog")
              for name, port in DEFAULT_PORTS.items()}
@@ -160,7 +164,7 @@ def plan_stack(args: argparse.Namespace) -> Stack:
     # "" = no InfluxDB at all: points go to a line-protocol file, no alert evaluation.
     influx_url = args.influx_url or (f"http://127.0.0.1:{ports['influxd']}"
                                      if start_influxd else "")
-    return Stack(root=root, password=password, ports=ports, influx_url=influx_url,
+    return Stack(root=root, creds=creds, ports=ports, influx_url=influx_url,
                  start_influxd=start_influxd, influxd=influxd,
                  counts={"dea": args.deas, "router": args.routers, "stager": args.stagers},
                  alertmanager=args.alertmanager, varz_interval=args.varz_interval,
@@ -170,39 +174,40 @@ def plan_stack(args: argparse.Namespace) -> Stack:
 
 def write_configs(stack: Stack) -> dict[str, Path]:
     etc = stack.root / "etc"
-    nats = {"servers": [stack.nats_url]}
     outputs: dict[str, Any] = {
         "spool_dir": str(stack.root / "spool"),
         "quarantine_dir": str(stack.root / "quarantine"),
     }
     if stack.influx_url:
         outputs["influxdb_v1"] = [{"name": "influxdb", "url": stack.influx_url,
-                                   "database": "fobs"}]
+                                   "database": "fobs", **stack.influx_auth(INFLUX_ADMIN)}]
     else:
         outputs["file"] = [{"name": "file", "path": str(stack.root / "points.lp")}]
     files = {}
     if stack.start_influxd:
         files["influxd"] = write_private(etc / "influxdb.conf", influxd_config(
             stack.root / "influxd", stack.ports["influxd"], stack.allocator.pick(),
-            log_level="info"))
+            log_level="info", http_options=AUTH_ENABLED))
     syslog = {
         "listen": {"udp": stack.syslog_address, "tcp": stack.syslog_address},
         "store": {"root": str(stack.root / "logs"), "format": "json"},
-        "component": {**stack.component("syslog"), "nats": nats},
+        "component": stack.component("syslog"),
     }
     files["syslog"] = write_private(etc / "syslog.toml", tomli_w.dumps(syslog))
     collector = {
-        "component": {**stack.component("collector"), "nats": nats,
+        "component": {**stack.component("collector"),
                       "syslog": {"address": stack.syslog_address}},
         "scrape": {"varz_interval": stack.varz_interval},
-        "status": {"address": f"127.0.0.1:{stack.ports['collector_status']}"},
+        "status": {"address": f"127.0.0.1:{stack.ports['collector_status']}", "user": USER,
+                   "password": stack.creds.status},
         "outputs": outputs,
     }
     files["collector"] = write_private(etc / "collector.toml", tomli_w.dumps(collector))
     alerts = {
         "evaluation": {"interval": stack.alert_interval, "rule_files": list(stack.rules)},
-        "influxdb": {"url": stack.influx_url, "database": "fobs"},
-        "component": {**stack.component("alerts"), "nats": nats,
+        "influxdb": {"url": stack.influx_url, "database": "fobs",
+                     **stack.influx_auth(INFLUX_READER)},
+        "component": {**stack.component("alerts"),
                       "syslog": {"address": stack.syslog_address}},
     }
     if stack.alertmanager:
@@ -212,7 +217,7 @@ def write_configs(stack: Stack) -> dict[str, Path]:
         for index in range(count):
             name = f"{kind}-{index}"
             files[name] = write_private(etc / f"{name}.toml", tomli_w.dumps({
-                "component": {**stack.component(name, index=index), "nats": nats,
+                "component": {**stack.component(name, index=index),
                               "syslog": {"address": stack.syslog_address}}}))
     return files
 
@@ -242,12 +247,15 @@ def supervisor_config(stack: Stack, files: dict[str, Path], cycle: float) -> Sup
                              restart_limit=limit, **checks)
 
     def healthz(name: str) -> tuple[HttpCheck, ...]:
-        return (HttpCheck(url=stack.healthz(name), user=USER, password=stack.password,
+        return (HttpCheck(url=stack.healthz(name), user=USER,
+                          password=stack.creds.varz_password(name),
                           cycles=2, timeout=3.0),)
 
+    nats_conf = write_private(stack.root / "etc" / "nats.conf", server_config(
+        f"127.0.0.1:{stack.ports['nats']}", f"127.0.0.1:{stack.ports['nats_monitor']}",
+        stack.creds.nats_users()))
     procs = [proc("nats", (shutil.which("nats-server") or "/usr/sbin/nats-server",
-                           "-a", "127.0.0.1", "-p", str(stack.ports["nats"]),
-                           "-m", str(stack.ports["nats_monitor"])),
+                           "-c", str(nats_conf)),
                   tcp=(TcpCheck(port=stack.ports["nats"]),))]
     storage: tuple[str, ...] = ()
     if stack.start_influxd:
@@ -275,19 +283,29 @@ def supervisor_config(stack: Stack, files: dict[str, Path], cycle: float) -> Sup
         component=component, process=tuple(procs))
 
 
-def write_supervisor_client(stack: Stack) -> Path:
-    """The supervisor's address and control credentials, for `fobs monit -c FILE summary|…`."""
-    return write_private(stack.root / "etc" / "supervisor.toml", tomli_w.dumps({"http": {
-        "address": f"127.0.0.1:{stack.ports['supervisor']}", "user": USER,
-        "password": stack.control_password}}))
+def write_state(stack: Stack) -> Path:
+    """Where everything listens and the clients' credentials, for `fobs status|tail|monit`."""
+    from fobs import stack as state
+    influx = Endpoint(stack.influx_url, **stack.influx_auth(INFLUX_ADMIN, "user"))
+    return state.write(stack.root, State(
+        root=str(stack.root),
+        supervisor=Endpoint(f"http://127.0.0.1:{stack.ports['supervisor']}", USER,
+                            stack.control_password),
+        collector=Endpoint(f"http://127.0.0.1:{stack.ports['collector_status']}", USER,
+                           stack.creds.status),
+        influxdb=influx, influxdb_reader=Endpoint(
+            stack.influx_url, **stack.influx_auth(INFLUX_READER, "user")),
+        nats_servers=(stack.nats_url,),
+        nats_operator=Endpoint(stack.nats_url, OPERATOR, stack.creds.nats_password(OPERATOR))))
 
 
 def _supervisor_component(stack: Stack) -> ComponentConfig:
     from fobs.components.bus import NatsConfig
     from fobs.components.logs import SyslogConfig
     from fobs.components.runtime import ComponentConfig
-    return ComponentConfig(user=USER, password=stack.password,
-                           nats=NatsConfig(servers=(stack.nats_url,)),
+    return ComponentConfig(user=USER, password=stack.creds.varz_password("supervisor"),
+                           nats=NatsConfig(servers=(stack.nats_url,), user="supervisor",
+                                           password=stack.creds.nats_password("supervisor")),
                            syslog=SyslogConfig(address=stack.syslog_address))
 
 
@@ -297,8 +315,9 @@ def build_dashboards(stack: Stack) -> Path | None:
     from fobs.dashboards.build import BuildOptions, build
     from fobs.dashboards.grafana import DatasourceSettings
     out = stack.root / "grafana"
-    build(BuildOptions(out=out, datasource=DatasourceSettings(url=stack.influx_url,
-                                                               database="fobs"),
+    build(BuildOptions(out=out, datasource=DatasourceSettings(
+        url=stack.influx_url, database="fobs",
+        user=INFLUX_READER if stack.start_influxd else ""),
                        rule_files=stack.rules))
     return out
 
@@ -306,8 +325,7 @@ def build_dashboards(stack: Stack) -> Path | None:
 def where(stack: Stack, sup: Supervisor, dashboards: Path | None) -> str:
     rows = [
         ("Supervisor status page", sup.http_url or "-"),
-        ("Supervisor control", f"fobs monit -c {stack.root / 'etc' / 'supervisor.toml'} "
-                               "summary"),
+        ("Supervisor control", "fobs monit summary (here, or --stack DIR)"),
         ("Collector targets", f"http://127.0.0.1:{stack.ports['collector_status']}"
                               "/api/v1/targets"),
         ("NATS", stack.nats_url),
@@ -316,7 +334,7 @@ def where(stack: Stack, sup: Supervisor, dashboards: Path | None) -> str:
         ("Component logs", str(stack.root / "logs")),
         ("Process logs", str(stack.root / "run")),
         ("Grafana provisioning", str(dashboards / "provisioning") if dashboards else "-"),
-        ("Basic auth of every /varz", f"{USER} / see {stack.root / 'etc' / 'password'}"),
+        ("Addresses and credentials", str(stack.root / "stack.toml")),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows)
@@ -331,7 +349,13 @@ def run(args: argparse.Namespace) -> int:
                        "of InfluxDB, and alerts are not evaluated", stack.root / "points.lp")
     files = write_configs(stack)
     config = supervisor_config(stack, files, args.cycle)
-    write_supervisor_client(stack)
+    if stack.start_influxd:
+        assert stack.influxd is not None
+        from fobs.influxd import bootstrap_users
+        bootstrap_users(stack.influxd, files["influxd"], stack.influx_url,
+                        (INFLUX_ADMIN, stack.creds.influx_admin), "fobs",
+                        (INFLUX_READER, stack.creds.influx_reader))
+    write_state(stack)
     dashboards = build_dashboards(stack)
 
     async def main(stop: asyncio.Event) -> int:

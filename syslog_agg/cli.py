@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from fobs import stack
 from fobs.components import daemon
 from fobs.components.config import ConfigError, host_port, load
 from fobs.components.logs import process_logging
@@ -33,7 +34,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     t.add_argument("--config", metavar="FILE", type=Path,
                    help="aggregator config file (for [component.nats] and [tail])")
     t.add_argument("--nats", metavar="URL[,URL...]",
-                   help="NATS server URL(s) (default nats://127.0.0.1:4222)")
+                   help="NATS server URL(s) (default: the stack's, else nats://127.0.0.1:4222)")
+    stack.add_flag(t)
     t.add_argument("--prefix", help="subject prefix (default logs)")
     t.add_argument("--json", action="store_true", help="print the JSON objects as received")
     t.add_argument("-n", "--count", type=int, default=0,
@@ -97,8 +99,14 @@ def format_human(obj: dict[str, Any]) -> str:
 
 
 def run_tail(args: argparse.Namespace) -> int:
-    overrides = {"component.nats.servers": args.nats.split(",") if args.nats else None,
-                 "tail.subject_prefix": args.prefix}
+    overrides: dict[str, Any] = {
+        "component.nats.servers": args.nats.split(",") if args.nats else None,
+        "tail.subject_prefix": args.prefix}
+    running = stack.find(args.stack) if not args.config and not args.nats else None
+    if running is not None:   # fobs up's bus, as its read-only operator user
+        overrides.update({"component.nats.servers": list(running.nats_servers),
+                          "component.nats.user": running.nats_operator.user,
+                          "component.nats.password": running.nats_operator.password})
     config = load(SyslogAggConfig, args.config, overrides)
     process_logging().configure("WARNING")  # stdout is for the messages, stderr for trouble
     from fobs.components.bus import Bus

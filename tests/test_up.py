@@ -45,12 +45,17 @@ def test_written_configs_load_with_each_daemons_strict_loader(tmp_path: Path) ->
     assert set(files) == {"syslog", "collector", "alerts", "dea-0"}
     collector = load_collector(files["collector"])
     assert collector.scrape.varz_interval == 0.5
-    assert collector.component.password == files["syslog"].parent.joinpath(
-        "password").read_text().strip()
+    # Each process its own varz password and its own NATS user (issue 9, finding 9).
+    syslog = load(SyslogAggConfig, files["syslog"])
+    assert collector.component.nats.user == "collector"
+    assert syslog.component.nats.user == "syslog"
+    assert len({collector.component.password, syslog.component.password,
+                collector.component.nats.password, syslog.component.nats.password}) == 4
     assert load(SyslogAggConfig, files["syslog"]).store.root == str(root.resolve() / "logs")
     assert load(AlertsConfig, files["alerts"]).influxdb.url == "http://127.0.0.1:1"
     dea = build(ComponentConfig, tomllib.loads(files["dea-0"].read_text())["component"])
-    assert (dea.index, dea.user) == (0, "fobs")
+    assert (dea.index, dea.user, dea.nats.user) == (0, "fobs", "dea-0")
+    assert dea.password not in (collector.component.password, syslog.component.password)
     assert all(path.stat().st_mode & 0o077 == 0 for path in files.values())
 
 
@@ -62,17 +67,21 @@ def get_json(url: str, credentials: tuple[str, str] | None = None) -> Any:
 
 
 def supervisor_client(tmp_path: Path) -> tuple[Path, tuple[str, str]]:
-    """The client file `fobs up` writes for `fobs monit -c`, and the credentials in it."""
-    import tomllib
-    path = tmp_path / "var" / "etc" / "supervisor.toml"
+    """The state file `fobs up` writes for its clients, and the supervisor's credentials."""
+    from fobs.stack import FILE, read
+    path = tmp_path / "var" / FILE
     assert path.stat().st_mode & 0o077 == 0
-    http = tomllib.loads(path.read_text())["http"]
-    return path, (http["user"], http["password"])
+    credentials = read(path).supervisor.credentials
+    assert credentials is not None
+    return path, credentials
 
 
-def influx(url: str, q: str) -> list[dict[str, Any]]:
+def influx(url: str, q: str, credentials: tuple[str, str] | None) -> list[dict[str, Any]]:
+    from fobs.components.auth import basic_auth_header
     body = urllib.parse.urlencode({"db": "fobs", "q": q}).encode()
-    with urllib.request.urlopen(f"{url}/query", data=body, timeout=5) as r:
+    headers = {"Authorization": basic_auth_header(*credentials)} if credentials else {}
+    request = urllib.request.Request(f"{url}/query", data=body, headers=headers)
+    with urllib.request.urlopen(request, timeout=5) as r:
         return json.load(r)["results"][0].get("series") or []
 
 
@@ -153,7 +162,9 @@ async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
         status_url = re.search(r"Supervisor status page\s+(\S+)", text).group(1)  # type: ignore[union-attr]
         influx_url = re.search(r"InfluxDB \(database fobs\)\s+(\S+)", text).group(1)  # type: ignore[union-attr]
         logs = Path(re.search(r"Component logs\s+(\S+)", text).group(1))  # type: ignore[union-attr]
-        _, creds = supervisor_client(tmp_path)
+        state_file, creds = supervisor_client(tmp_path)
+        from fobs.stack import read
+        reader = read(state_file).influxdb_reader.credentials  # InfluxDB needs credentials
         services = {s["name"]: s for s in get_json(f"{status_url}/status", creds)["services"]}
         pids = [s["pid"] for s in services.values() if s["pid"]]
 
@@ -163,7 +174,7 @@ async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
         assert refused == [401, 403, 403], refused
         assert get_json(f"{status_url}/status/nats", creds)["services"][0]["monitoring_status"] \
             == "Monitored"
-        # From the directory fobs up ran in, the client finds var/etc/supervisor.toml itself.
+        # From the directory fobs up ran in, the client finds var/stack.toml itself.
         summary_cli = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "fobs", "monit", "summary", cwd=tmp_path,
             stdout=asyncio.subprocess.PIPE)
@@ -173,14 +184,13 @@ async def test_fobs_up_runs_the_stack_and_stops_cleanly(tmp_path: Path) -> None:
         # Every component type of the stack is in InfluxDB, scraped by the collector.
         def types_up() -> bool:
             series = influx(influx_url, 'SELECT last("up") FROM "scrape" WHERE '
-                                        "endpoint = 'varz' GROUP BY job")
+                                        "endpoint = 'varz' GROUP BY job", reader)
             return {s["tags"]["job"] for s in series if s["values"][0][1] == 1} >= EVERY_TYPE
         await until(types_up, "every component type scraped up=1 into InfluxDB")
-        assert influx(influx_url, 'SELECT count("requests") FROM "router"')
+        assert influx(influx_url, 'SELECT count("requests") FROM "router"', reader)
         # `fobs status`: the collector's components, then the supervisor's processes.
-        targets = re.search(r"Collector targets\s+(\S+)/api/v1/targets", text).group(1)  # type: ignore[union-attr]
         shown = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "fobs", "status", "--collector", targets, cwd=tmp_path,
+            sys.executable, "-m", "fobs", "status", cwd=tmp_path,
             stdout=asyncio.subprocess.PIPE)
         table = (await shown.communicate())[0].decode()
         assert shown.returncode == 0, table
@@ -243,8 +253,11 @@ async def test_killed_dea_fires_component_down_restarts_and_resolves(tmp_path: P
     try:
         text = "".join(output)
         status_url = re.search(r"Supervisor status page\s+(\S+)", text).group(1)  # type: ignore[union-attr]
-        nats_url = re.search(r"NATS\s+(nats://\S+)", text).group(1)  # type: ignore[union-attr]
-        nc = await nats.connect(nats_url)
+        # The bus needs credentials: the operator's, read-only, from the state file.
+        from fobs.stack import read
+        state = read(tmp_path / "var" / "stack.toml")
+        nc = await nats.connect(list(state.nats_servers), user=state.nats_operator.user,
+                                password=state.nats_operator.password)
         alerts = await subscribe(nc, "fobs.alerts")
 
         async def next_change(state: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from fobs import stack
 from fobs.components import auth, daemon
 from fobs.components.config import ConfigError, credentials_flag, host_port
 from fobs.syslog_agg.monit import render
@@ -29,8 +30,6 @@ from fobs.syslog_agg.monit.config import DEFAULT_HTTP_ADDRESS, load_config
 from fobs.syslog_agg.monit.supervisor import ACTIONS
 
 REQUEST_TIMEOUT = 10.0
-# `fobs up` (default --dir var) writes the supervisor's address and credentials here, owner-only.
-UP_CLIENT_FILE = Path("var") / "etc" / "supervisor.toml"
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -75,6 +74,7 @@ def _connection_flags(p: argparse.ArgumentParser, default: Any) -> None:
     p.add_argument("--credentials", metavar="USER:PASS", default=default,
                    help="basic auth for the supervisor (default: the config's [http] user "
                         "and password)")
+    stack.add_flag(p, default)
 
 
 def handle(args: argparse.Namespace) -> int:
@@ -127,14 +127,16 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _endpoint(args: argparse.Namespace) -> tuple[str, tuple[str, str] | None]:
-    """The supervisor's URL and credentials: the flags first, then the config file (or the
-    one `fobs up` wrote under ./var when neither -c nor --url is given)."""
+    """The supervisor's URL and credentials: the flags first, then the config file, else the
+    state of the stack `fobs up` runs (--stack DIR, or ./var) when neither -c nor --url is
+    given."""
     url = getattr(args, "url", None)
     path = getattr(args, "config", None)
-    if path is None and not url and UP_CLIENT_FILE.is_file():
-        path = UP_CLIENT_FILE
     flag = getattr(args, "credentials", None)
-    found = endpoint(path) if path is not None else (f"http://{DEFAULT_HTTP_ADDRESS}", None)
+    running = stack.find(getattr(args, "stack", None)) if path is None and not url else None
+    found = (endpoint(path) if path is not None
+             else (running.supervisor.url, running.supervisor.credentials) if running
+             else (f"http://{DEFAULT_HTTP_ADDRESS}", None))
     credentials = credentials_flag(flag) if flag else found[1]
     return (url.rstrip("/") if url else found[0]), credentials
 

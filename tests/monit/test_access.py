@@ -214,14 +214,17 @@ def test_cli_sends_the_credentials_and_says_why_it_was_refused(monit):
     assert stop.returncode == 0 and stop.stdout == "'web' stop requested\n", stop.stderr
     wait_until(lambda: monit.web()["monitoring_status"] == "Not monitored"
                and not monit.web()["pending"], "web stopped", 20)
-    # With no flags, from the directory `fobs up` ran in: its var/etc/supervisor.toml.
+    # With no flags, from the directory `fobs up` ran in: its state file var/stack.toml; from
+    # elsewhere with --stack DIR.
+    from fobs.stack import Endpoint, State, write
     stack = monit.config.parent / "stack"
-    (stack / "var" / "etc").mkdir(parents=True)
-    (stack / "var" / "etc" / "supervisor.toml").write_text(
-        f'[http]\naddress = "127.0.0.1:{monit.port}"\nuser = "admin"\npassword = "s3cret"\n')
+    write(stack / "var", State(supervisor=Endpoint(f"http://127.0.0.1:{monit.port}", "admin",
+                                                   "s3cret")))
     start = monit.cli("start", "web", cwd=stack)
     assert start.returncode == 0, start.stderr
     wait_until(monit.web_ok, "web started again", 20)
+    summary = monit.cli("summary", "--stack", str(stack), cwd=monit.config.parent)
+    assert summary.returncode == 0 and " web " in summary.stdout, summary.stderr
 
 
 # -- in-process: the policy's other settings ------------------------------------------------
