@@ -74,6 +74,9 @@ class _File:
         self.last_write = time.monotonic()
 
 
+_DIRS_KNOWN = 10_000
+
+
 def _write_lines(f: _File, data: bytes) -> tuple[int, OSError | None]:
     """Append `data` (whole lines) to `f` until done or an error; on an error the file is cut
     back to the end of the last complete line written. Returns (bytes kept, the error)."""
@@ -186,6 +189,8 @@ class Store:
         directory = path.rpartition("/")[0]
         if directory not in self._dirs:
             os.makedirs(directory, exist_ok=True)
+            if len(self._dirs) >= _DIRS_KNOWN:
+                self._dirs.clear()  # a cache of directories made: one per component and day
             self._dirs.add(directory)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)

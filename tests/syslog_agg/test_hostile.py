@@ -287,3 +287,20 @@ async def test_escapes_in_fobs_tail(tmp_path: Path, nats_server: NatsServer) -> 
     assert first.endswith("h vcap.color: \\x1b[31mred\\x1b[0m \\u009b2J bell\\x07 tab\tok")
     assert second.endswith(": \\x1b]0;owned\\x07")
     assert json.loads(out_json)["message"].startswith("\x1b[31mred")  # escaped, not lost
+
+
+async def test_udp_workers_names_are_capped_once_for_all(aggregator: Any) -> None:
+    """Each worker process admits its own names; the aggregator caps what their batches
+    bring, so two workers cannot file twice the cap."""
+    run: Running = await aggregator(listen={"udp_workers": 2}, routing={"max_components": 10})
+    assert run.agg.workers is not None
+    port = run.agg.workers.address[1]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        for i in range(200):
+            s.sendto(b"<14>1 - h name%d - - - hello" % (i % 40), ("127.0.0.1", port))
+    await eventually(lambda: run.agg.store.stats.lines_written == 200, 20, "200 lines")
+    names = {p.name for p in run.root.iterdir()}
+    assert len(names - {"overflow"}) <= 10 and "overflow" in names, names
+    varz = run.agg.varz()
+    assert varz["component_count"] <= 11
+    assert varz["overflow_messages"] == len(run.lines("overflow")) >= 150
