@@ -11,9 +11,10 @@ module directly: `json.dumps` on a dict costs several microseconds a message.
 
 from __future__ import annotations
 
+import codecs
 import json
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fobs.syslog_agg.message import SyslogMessage
 from fobs.syslog_agg.text import escape_controls
@@ -39,12 +40,39 @@ def _i(value: int | None) -> str:
     return "null" if value is None else str(value)
 
 
+_TRAILING = frozenset(("", "\r", "\n", "\x00"))
+EXACT_ERRORS = 16  # invalid sequences up to which invalid UTF-8 keeps its valid characters
+_last_invalid: list[Any] = [None, ""]  # the last invalid input decode_raw saw, and its text
+
+
 def decode_raw(raw: bytes) -> str:
-    """The original bytes as text; invalid UTF-8 shows as `\\xNN`."""
+    """The original bytes as text; invalid UTF-8 shows as `\\xNN`.
+
+    Valid UTF-8 (nearly every message) costs one C decode. Invalid input must not cost much
+    more (hostile senders): `backslashreplace` calls its handler once per invalid byte (about
+    0.3 µs each, half a millisecond for 8 KiB of random bytes), so it is used only while the
+    input has at most EXACT_ERRORS invalid sequences: then valid characters stay as they are and
+    only invalid bytes become `\\xNN`. Past that the input is binary and is written as a
+    Python bytes literal shows it, in one C pass (`codecs.escape_encode`): `\\xNN` for every
+    byte outside printable ASCII, `\\t`, `\\n`, `\\r`, and `\\\\`, `\\'` for a backslash and a
+    quote; about 20 µs for 8 KiB of random bytes instead of 500.
+    """
     try:
         return raw.decode()
     except UnicodeDecodeError:
-        return raw.decode("utf-8", "backslashreplace")
+        return decode_invalid(raw)
+
+
+def decode_invalid(raw: bytes) -> str:
+    """`decode_raw` of input that `raw.decode()` has just refused."""
+    if raw is _last_invalid[0]:  # the parser decoded it, now the formatter: once is enough
+        return _last_invalid[1]
+    if raw.decode("utf-8", "replace").count("\ufffd") <= EXACT_ERRORS:  # in C, fast paths
+        text = raw.decode("utf-8", "backslashreplace")
+    else:
+        text = codecs.escape_encode(raw)[0].decode("ascii")
+    _last_invalid[:] = raw, text
+    return text
 
 
 def raw_text(raw: bytes) -> str:
@@ -61,7 +89,14 @@ class Formatter:
 
     @staticmethod
     def _text(msg: SyslogMessage, component: str, received: str, peer: str) -> str:
-        return f"{received} {peer} {raw_text(msg.raw)}\n"
+        raw = msg.raw  # raw_text, inlined: this runs once per message
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            text = decode_invalid(raw)
+        if text[-1:] in _TRAILING:
+            text = text.rstrip("\r\n\x00")
+        return f"{received} {peer} {escape_controls(text)}\n"
 
     @staticmethod
     def _json(msg: SyslogMessage, component: str, received: str, peer: str) -> str:

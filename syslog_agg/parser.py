@@ -8,7 +8,8 @@ The parser sits on the receive hot path, so the common shapes are matched by one
 regex each and the slower diagnostic code only runs for messages that already failed.
 
 Heuristics (also in docs/syslog.md):
-- A trailing LF, CR LF or NUL (framing left-overs) is removed before parsing.
+- A trailing LF, CR LF or NUL (framing left-overs) is removed before parsing. Invalid UTF-8
+  is read as `lines.decode_raw` renders it (`\\xNN`; binary input byte by byte).
 - RFC 5424: up to 9 fraction digits are accepted (nanoseconds, truncated to microseconds; RFC 5424
   allows 6), a leap second `:60` is read as `:59`. A repeated SD-ID is merged and a repeated
   PARAM-NAME keeps its last value. A BOM at the start of MSG is removed. An empty MSG is None.
@@ -30,6 +31,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timedelta, tzinfo
 
+from fobs.syslog_agg.lines import decode_invalid
 from fobs.syslog_agg.message import SyslogMessage
 
 __all__ = ["parse", "DEFAULT_PRI"]
@@ -66,10 +68,12 @@ _BSD_TS = re.compile(
 _ISO_TS = re.compile(
     r"[*.]?(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d{1,9})?)"
     r"(Z|[+-]\d\d:?\d\d)?:?(?: +|\Z)")
-# the common BSD shape in one match: <PRI>Mmm dd hh:mm:ss HOST TAG[PID]: MSG
+# the common BSD shapes in one match: <PRI>Mmm dd hh:mm:ss HOST TAG[PID]: MSG, and the Cloud
+# Foundry forwarder's <PRI>Mmm dd hh:mm:ss HOST PROGRAM [job=J index=I]  MSG (as _CF_SD reads it)
 _BSD_FAST = re.compile(
     r"<(0|[1-9]\d{0,2})>([A-Z][a-z]{2}) ([ 1-3]\d) ([0-2]\d):([0-5]\d):([0-5]\d) "
-    r"([^\s\[\]:]+) ([^\s\[\]:]{1,48})(?:\[(\d{1,10})\])?: ")
+    r"([^\s\[\]:]+) ([^\s\[\]:]{1,48})(?:(?:\[(\d{1,10})\])?: "
+    r"| \[job=([^\s\]]*) index=([^\s\]]*)\](?:  ?|\Z))")
 _HOST = re.compile(r"([^\s\[\]]+) +")
 _TAG = re.compile(r"([^\s\[\]:]{1,48})(?:\[([^\]\s]{0,128})\])?(:?)(?: |\Z)")
 _AIX = re.compile(r"Message forwarded from ([^\s:]+): ")
@@ -98,8 +102,8 @@ def _parse(data: bytes, now: datetime) -> SyslogMessage:
         return SyslogMessage(raw=data, format="unparsed", error="empty message")
     try:
         text = body.decode()
-    except UnicodeDecodeError:
-        text = body.decode("utf-8", "backslashreplace")
+    except UnicodeDecodeError:  # \xNN for invalid bytes, at a bounded cost (lines.decode_raw)
+        text = decode_invalid(body)
     m = _HEADER.match(text)
     if m is not None:
         msg = _rfc5424(data, text, m)
@@ -301,7 +305,7 @@ def _rfc3164(data: bytes, text: str, pos: int, pri: int, now: datetime) -> Syslo
 
 def _rfc3164_fast(data: bytes, text: str, m: re.Match[str], now: datetime
                   ) -> SyslogMessage | None:
-    pri_s, mon, day, hh, mm, ss, host, app, procid = m.groups()
+    pri_s, mon, day, hh, mm, ss, host, app, procid, job, index = m.groups()
     pri = int(pri_s)
     month = _MONTHS_TITLE.get(mon)
     if pri > 191 or month is None or (month == 1 and now.month == 12):
@@ -316,8 +320,8 @@ def _rfc3164_fast(data: bytes, text: str, m: re.Match[str], now: datetime
         except ValueError:
             return None
     return SyslogMessage(
-        data, "rfc3164", pri >> 3, pri & 7, ts, host, app, procid, None, {},
-        text[m.end():] or None)
+        data, "rfc3164", pri >> 3, pri & 7, ts, host, app, procid, None,
+        {} if job is None else {"cf": {"job": job, "index": index}}, text[m.end():] or None)
 
 
 def _bsd_timestamp(m: re.Match[str], now: datetime) -> datetime | None:

@@ -1,0 +1,79 @@
+"""What the hot path's shortcuts must keep: the same answers as the general code.
+
+Invalid UTF-8 is rendered exactly (`\\xNN` for the invalid bytes only) while it has few invalid
+sequences, and byte by byte as a bytes literal once it is binary; the Cloud Foundry forwarder's
+form parsed by the fast regex gives what the general RFC 3164 path gives; the pipeline hands on a
+slice's lines joined per (component, day), in order, and counts what the tail refused.
+"""
+
+from __future__ import annotations
+
+import codecs
+import random
+import re
+import time
+from collections import deque
+from datetime import UTC, datetime
+
+import pytest
+
+from fobs.syslog_agg import parser
+from fobs.syslog_agg.config import TailConfig
+from fobs.syslog_agg.lines import EXACT_ERRORS, decode_raw
+from fobs.syslog_agg.pipeline import Pipeline
+from fobs.syslog_agg.router import Router, RoutingConfig
+from fobs.syslog_agg.tail import Tail
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def test_a_few_invalid_bytes_keep_the_valid_characters() -> None:
+    raw = b"caf\xc3\xa9 \xff\xfe ok" + b"\x80" * (EXACT_ERRORS - 2)
+    assert decode_raw(raw) == raw.decode("utf-8", "backslashreplace")
+    assert decode_raw(raw).startswith("café \\xff\\xfe ok")
+
+
+def test_binary_input_is_written_byte_by_byte_and_reads_back() -> None:
+    raw = random.Random(5).randbytes(4096) + "é".encode()
+    text = decode_raw(raw)
+    assert text.isascii() and text.isprintable()  # one line, no control characters
+    assert codecs.escape_decode(text)[0] == raw   # every byte can be read back
+    assert decode_raw(raw) == text                # the same answer twice (a one-entry cache)
+    assert decode_raw(bytes(raw)) == text
+
+
+@pytest.mark.parametrize("line", [
+    b"<14>Nov 24 15:56:52 10.0.0.7 vcap.dea_next [job=dea_next index=0]  msg 1",
+    b"<14>Nov 24 15:56:52 10.0.0.7 vcap.dea_next [job=dea_next index=0] one SP",
+    b"<14>Nov 24 15:56:52 10.0.0.7 vcap.dea_next [job=dea_next index=0]",
+    b"<14>Nov 24 15:56:52 10.0.0.7 vcap.dea_next [job=dea_next index=0]   three SPs",
+    b"<14>Nov  4 15:56:52 h x [job= index=]  empty values",
+    b"<14>Dec 31 23:59:59 h x [job=a index=b]  last year",
+    b"<14>Feb 29 10:00:00 h x [job=a index=b]  not in 2026",
+    b"<34>Oct 11 22:14:15 mymachine su[231]: 'su root' failed",
+])
+def test_fast_bsd_shapes_parse_as_the_general_path(line: bytes,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    fast = parser.parse(line, now=NOW)
+    monkeypatch.setattr(parser, "_BSD_FAST", re.compile(r"(?!)"))
+    assert fast == parser.parse(line, now=NOW)
+
+
+def test_a_slice_is_handed_on_joined_in_order_and_refusals_are_counted() -> None:
+    appended: list[tuple[str, str, str]] = []
+    published: list[str] = []
+    tail = Tail(TailConfig(rate=1.0, burst=2))
+    pipeline = Pipeline(Router(RoutingConfig()), "text",
+                        lambda c, d, s: appended.append((c, d, s)),
+                        tail=(tail.admit, lambda c, line: published.append(c), tail.limited))
+    when = time.time()
+    queue = deque((b"<14>1 - h vcap.c%d - - - n=%d" % (i % 2, i), "10.0.0.1", when, False)
+                  for i in range(10))
+    pipeline.process(queue, 10)
+    assert [c for c, _, _ in appended] == ["c0", "c1"]  # one append per (component, day)
+    for component, _, text in appended:
+        k = int(component[1])
+        assert [ln.rsplit("n=", 1)[1] for ln in text.splitlines()] == [
+            str(i) for i in range(k, 10, 2)]
+    assert published == ["c0", "c1", "c0", "c1"]  # burst 2 each
+    assert tail.stats.rate_limited == 6
