@@ -23,15 +23,24 @@ __all__ = ["Pipeline"]
 
 SLICE = 2048  # messages processed before yielding to the loop
 
-Append = Callable[[str, str, str], None]            # (component, day, line)
+Append = Callable[[str, str, str], None]            # (component, day, lines)
 TailAdmit = Callable[[str, float], bool]             # (component, monotonic now)
 TailPublish = Callable[[str, str], None]             # (component, JSON line)
+TailLimited = Callable[[str, int], None]             # (component, messages refused)
 
 
 class Pipeline:
+    """Per message: parse, route, count, format; per slice: one `append` per (component, day).
+
+    The loop is the aggregator's hot path (profiled, see docs/syslog.md "Benchmark"): the
+    lines of a slice are gathered per (component, day) and handed on joined, and a component
+    the tail refused once in a slice is not asked again in that slice (its bucket cannot
+    refill: the slice has one clock reading); those messages are reported to `limited`.
+    """
+
     def __init__(self, router: Router, line_format: str, append: Append, *,
-                 local_time: bool = False, tail: tuple[TailAdmit, TailPublish] | None = None
-                 ) -> None:
+                 local_time: bool = False,
+                 tail: tuple[TailAdmit, TailPublish, TailLimited] | None = None) -> None:
         self.router = router
         self.line = Formatter(line_format).line  # type: ignore[arg-type]
         self.json_line = Formatter("json").line
@@ -49,11 +58,14 @@ class Pipeline:
         popleft = queue.popleft
         route = self.router.route
         line = self.line
-        append = self.append
         stats = self.stats
         counts = stats.components
         formats = stats.formats
-        tail = self.tail
+        out: dict[tuple[str, str], list[str]] = {}
+        admit = publish = None
+        refused: dict[str, int] = {}  # component -> messages the tail refused in this slice
+        if self.tail is not None:
+            admit, publish, limited = self.tail
         mono = time.monotonic()
         for _ in range(n):
             data, peer, when, truncated = popleft()
@@ -74,9 +86,24 @@ class Pipeline:
             c.bytes += len(data)
             sev = msg.severity
             c.severity[8 if sev is None else sev] += 1
-            append(component, self._day, line(msg, component, self._received, peer))
-            if tail is not None and tail[0](component, mono):
-                tail[1](component, self.json_line(msg, component, self._received, peer))
+            key = (component, self._day)
+            lines = out.get(key)
+            if lines is None:
+                lines = out[key] = []
+            lines.append(line(msg, component, self._received, peer))
+            if admit is not None:
+                if component in refused:
+                    refused[component] += 1
+                elif admit(component, mono):
+                    publish(component, self.json_line(msg, component, self._received, peer))
+                else:
+                    refused[component] = 0
+        append = self.append
+        for (component, day), lines in out.items():
+            append(component, day, "".join(lines))
+        for component, more in refused.items():
+            if more:
+                limited(component, more)
 
     async def consume(self, intake: Intake) -> None:
         """Process `intake` for ever, a slice at a time, yielding to the loop in between."""

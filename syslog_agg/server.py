@@ -48,7 +48,8 @@ class Aggregator:
         self.pipeline = Pipeline(
             Router(config.routing), config.store.format, self.store.append,
             local_time=config.store.local_time,
-            tail=(self.tail.admit, self.tail.publish) if config.tail.enabled else None)
+            tail=(self.tail.admit, self.tail.publish, self.tail.limited)
+            if config.tail.enabled else None)
         self.udp: UdpListener | None = None
         self.workers: WorkerPool | None = None
         self.tcp: list[TcpListener] = []

@@ -51,6 +51,11 @@ class Tail:
         bucket[0] -= 1.0
         return True
 
+    def limited(self, component: str, n: int) -> None:
+        """Count `n` more messages of `component` refused (the pipeline stops asking `admit`
+        for a component within one slice once it has said no)."""
+        self.stats.rate_limited += n
+
     def publish(self, component: str, line: str) -> None:
         """Queue one JSON line of an `admit`ted message (dropped, counted, without NATS)."""
         nc = self.nc

@@ -253,7 +253,8 @@ async def _work(udp: socket.socket, ctl: socket.socket, setup: _Setup) -> None:
     shipper = _Shipper(ctl, intake, tail)
     pipeline = Pipeline(Router(config.routing), config.store.format, shipper.append,
                         local_time=config.store.local_time,
-                        tail=(tail.admit, shipper.add_tail) if config.tail.enabled else None)
+                        tail=(tail.admit, shipper.add_tail, tail.limited)
+                        if config.tail.enabled else None)
     shipper.pipeline = pipeline
     listener = UdpListener(intake, sock=udp)
     listener.start()
