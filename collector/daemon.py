@@ -88,7 +88,8 @@ class Collector:
                                  prune_interval=cfg.discovery.prune_interval,
                                  self_uuid=self.uuid, sharding=cfg.discovery.sharding,
                                  collectors=() if self._shares() else None,
-                                 role_for=role_for)
+                                 role_for=role_for, max_targets=cfg.discovery.max_targets,
+                                 max_types=cfg.discovery.max_types)
         self._scraper = Scraper(cfg.scrape, self.outputs.add,
                                 collector=str(cfg.component.index))
         self.registry.listeners.append(self._scraper)
@@ -97,7 +98,8 @@ class Collector:
         self._jobs.append(asyncio.create_task(self._every(prune_every, self._prune)))
         if self.bus is not None:
             self.discoverers.append(NatsDiscoverer(self.bus, cfg.discovery.discover_interval,
-                                                   self.discovery_stats))
+                                                   self.discovery_stats,
+                                                   cfg.discovery.networks()))
             self._jobs.append(asyncio.create_task(self._every(cfg.nats_ping_interval,
                                                               self._ping_nats)))
         if cfg.discovery.static:
@@ -261,7 +263,9 @@ class Collector:
 async def collect_once(config: CollectorConfig, wait: float) -> list[Point]:
     """Discover for `wait` seconds, scrape every target once, return the points (--once)."""
     registry = Registry(deployment=config.deployment,
-                        prune_interval=config.discovery.prune_interval, role_for=role_for)
+                        prune_interval=config.discovery.prune_interval, role_for=role_for,
+                        max_targets=config.discovery.max_targets,
+                        max_types=config.discovery.max_types)
     discoverers: list[Discoverer] = []
     bus = None
     if config.discovery.nats:
@@ -271,7 +275,8 @@ async def collect_once(config: CollectorConfig, wait: float) -> list[Point]:
         except TimeoutError:
             raise OSError(f"no NATS server answered at {', '.join(config.component.nats.servers)}"
                           ) from None
-        discoverers.append(NatsDiscoverer(bus, config.discovery.discover_interval))
+        discoverers.append(NatsDiscoverer(bus, config.discovery.discover_interval,
+                                          allow_networks=config.discovery.networks()))
     if config.discovery.static:
         discoverers.append(StaticDiscoverer(config.discovery.static))
     tasks = [asyncio.create_task(d.run(registry.apply)) for d in discoverers]

@@ -38,7 +38,10 @@ TARGET_EVENTS = {"pruned": "Targets pruned after prune_interval of silence on NA
                  "host_changes": "Targets that moved to another host:port",
                  "ownership_changes": "Times the set of collectors sharing the fleet changed",
                  "taken_over": "Targets that moved to this collector from another one",
-                 "handed_over": "Targets that moved from this collector to another one"}
+                 "handed_over": "Targets that moved from this collector to another one",
+                 "refused_targets": "Announced targets refused: discovery.max_targets reached",
+                 "refused_types": "Announced targets refused: discovery.max_types reached "
+                 "(a new component type)"}
 # scrapes.<key> → (field, help)
 SCRAPE_COUNTERS = {
     "skipped_overlap": ("scrapes_skipped_overlap", "Runs skipped: the previous one was still "
@@ -53,7 +56,9 @@ DISCOVERY_EVENTS = {"announces": "vcap.component.announce messages received",
                     "unregisters": "vcap.component.unregister messages received",
                     "discover_requests": "vcap.component.discover requests sent",
                     "ignored_no_index": "Discovery messages without an index (ignored)",
-                    "invalid": "Discovery messages we could not use"}
+                    "invalid": "Discovery messages we could not use (bad host, type, index, "
+                    "uuid or JSON)",
+                    "refused_network": "Announces of a host outside discovery.allow_networks"}
 ENCODER_COUNTERS = {"points": "Line-protocol lines produced",
                     "points_unencodable": "Points with a bad measurement, tag, timestamp or key",
                     "points_empty": "Points left with no representable field",
@@ -82,7 +87,13 @@ SPOOL_GAUGES = {"pending_points": ("spool_points", "Points accepted, not yet wri
 SPOOL_COUNTERS = {"appended_points": ("spool_appended_points", "Points appended to the spool"),
                   "dropped_bytes": ("spool_dropped_bytes", "Bytes dropped from the spool"),
                   "torn_records": ("spool_torn_records", "Records cut short by a crash"),
-                  "fsyncs": ("spool_fsyncs", "fsync calls")}
+                  "corrupt_records": ("spool_corrupt_records", "Damaged stretches of a "
+                                      "segment skipped to the next whole record"),
+                  "fsyncs": ("spool_fsyncs", "fsync calls (segments, cursor, directory)"),
+                  "fsync_errors": ("spool_fsync_errors", "fsync calls that failed: the data "
+                                   "may not be on disk"),
+                  "cursor_errors": ("spool_cursor_errors", "Read positions that could not be "
+                                    "persisted (a restart re-sends from the last one)")}
 QUARANTINE_COUNTERS = {"batches": ("quarantined_batches", "Batches written to the quarantine"),
                        "points": ("quarantined_points", "Points written to the quarantine"),
                        "bytes": ("quarantined_bytes", "Bytes written to the quarantine"),

@@ -25,6 +25,8 @@ from loguru import logger
 
 from fobs.collector.discovery import Update
 from fobs.collector.target import Discovered, Target
+from fobs.collector.throttle import Every
+from fobs.components.text import escape_controls
 
 
 class TargetCounts(NamedTuple):
@@ -64,8 +66,8 @@ class Registry:
 
     def __init__(self, *, deployment: str, prune_interval: float, self_uuid: str = "",
                  sharding: str = "none", role_for: Callable[[str], str | None] | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 collectors: Iterable[str] | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic, max_targets: int = 0,
+                 max_types: int = 0, collectors: Iterable[str] | None = None) -> None:
         """`collectors`: the live collectors at start; None = this one alone, () = joining
         (owns nothing until `set_collectors` includes it)."""
         self.deployment = deployment
@@ -80,6 +82,13 @@ class Registry:
         self.pruned = 0
         self.unregistered = 0
         self.host_changes = 0
+        # Caps on what announces can create (0 = none; static targets are not counted).
+        self.max_targets = max_targets
+        self.max_types = max_types
+        self.refused_targets = 0        # a new target past max_targets
+        self.refused_types = 0          # a target of a new type past max_types
+        self._announced: Counter[str] = Counter()   # announced targets by type
+        self._refusals = Every(60.0)
         self._collectors: frozenset[str] = frozenset(
             (self_uuid,) if collectors is None else collectors)
         self.ownership_changes = 0   # times the set of collectors changed
@@ -130,18 +139,25 @@ class Registry:
         """Create or refresh a target; a new one is returned (not yet owned nor announced)."""
         target = self.targets.get(found.uuid)
         if target is None:
+            if not self._room_for(found):
+                return None
+            self._count(found, 1)
             target = Target(found, self.deployment, role=self._role_for(found.type),
                             last_seen=now, owned=False)
             self.targets[found.uuid] = target
-            logger.debug("Target {} {}/{} at {} found", found.uuid, found.type, found.index,
-                         found.host)
+            logger.debug("Target {} {}/{} at {} found", escape_controls(found.uuid), found.type,
+                         found.index, found.host)
             return target
+        if found.type != target.info.type and not self._room_for(found, target):
+            return None
         target.last_seen = now
         if not target.info.same_endpoint(found):
             if found.host != target.info.host:
                 self.host_changes += 1
-                logger.info("Target {} {}/{} moved from {} to {}", found.uuid, found.type,
-                            found.index, target.info.host, found.host)
+                logger.info("Target {} {}/{} moved from {} to {}", escape_controls(found.uuid),
+                            found.type, found.index, target.info.host, found.host)
+            self._count(target.info, -1)
+            self._count(found, 1)
             target.role = self._role_for(found.type)
             target.update(found)
             if target.owned:
@@ -150,10 +166,39 @@ class Registry:
             target.update(found)
         return None
 
+    def _room_for(self, found: Discovered, replacing: Target | None = None) -> bool:
+        """Whether the caps leave room for `found` (new, or `replacing`'s new type); a refusal
+        is counted, and logged at most once a minute."""
+        if found.source == "static":
+            return True
+        if replacing is None and self.max_targets and sum(
+                self._announced.values()) >= self.max_targets:
+            self.refused_targets += 1
+            cap = f"max_targets ({self.max_targets})"
+        elif (self.max_types and found.type not in self._announced
+              and len(self._announced) >= self.max_types):
+            self.refused_types += 1
+            cap = f"max_types ({self.max_types})"
+        else:
+            return True
+        if (skipped := self._refusals.ready()) is not None:
+            logger.warning("Refused target {} {}/{} at {}: {} reached ({} more refusals "
+                           "not logged)", escape_controls(found.uuid), found.type, found.index,
+                           found.host, cap, skipped)
+        return False
+
+    def _count(self, found: Discovered, step: int) -> None:
+        """Keep `_announced` (targets by type, not static ones) in step with `targets`."""
+        if found.source != "static":
+            self._announced[found.type] += step
+            if self._announced[found.type] <= 0:
+                del self._announced[found.type]
+
     def _drop(self, target: Target, why: str) -> None:
         del self.targets[target.uuid]
-        logger.info("Target {} {}/{} at {} dropped: {}", target.uuid, target.info.type,
-                    target.info.index, target.info.host, why)
+        self._count(target.info, -1)
+        logger.info("Target {} {}/{} at {} dropped: {}", escape_controls(target.uuid),
+                    target.info.type, target.info.index, target.info.host, why)
         if target.owned:
             target.owned = False
             self._notify([li.removed for li in self.listeners], target)

@@ -173,10 +173,11 @@ def component_rows(document: dict[str, Any], now: float | None = None) -> list[l
         up = {"up": "up", "down": "DOWN"}.get(varz.get("health"), "?")
         healthy = "-" if healthz is None else {True: "yes", False: "NO"}.get(
             healthz.get("healthy"), "?")
-        rows.append([labels.get("job", "?"), labels.get("index", "?"),
-                     labels.get("instance", "?"), up, healthy,
-                     _age(varz.get("lastScrape", NEVER), now),
-                     varz.get("lastError") or (healthz or {}).get("lastError") or ""])
+        cells = [labels.get("job", "?"), labels.get("index", "?"),
+                 labels.get("instance", "?"), up, healthy,
+                 _age(varz.get("lastScrape", NEVER), now),
+                 varz.get("lastError") or (healthz or {}).get("lastError") or ""]
+        rows.append([escape_controls(str(cell)) for cell in cells])   # text from the network
     rows.sort(key=lambda r: (r[0], int(r[1]) if r[1].isdigit() else 0, r[2]))
     return rows
 
