@@ -26,9 +26,9 @@ from loguru import logger
 from fobs.components import daemon
 from fobs.components.config import ConfigError
 from fobs.components.logs import process_logging
-from fobs.credentials import INFLUX_ADMIN, INFLUX_READER, OPERATOR, Credentials
+from fobs.credentials import INFLUX_ADMIN, INFLUX_READER, OPERATOR, ROUTE_USER, Credentials
 from fobs.influxd import AUTH_ENABLED, find_influxd, influxd_config
-from fobs.natsauth import server_config
+from fobs.natsauth import Cluster, server_config
 from fobs.ports import free_ports, port_free
 from fobs.stack import Endpoint, State, write_private
 
@@ -52,6 +52,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-
     p.add_argument("--deas", type=int, default=2, help="number of DEAs (default 2)")
     p.add_argument("--routers", type=int, default=2, help="number of routers (default 2)")
     p.add_argument("--stagers", type=int, default=1, help="number of stagers (default 1)")
+    p.add_argument("--collectors", type=int, default=1,
+                   help="collectors sharing the fleet (rendezvous sharding; default 1)")
+    p.add_argument("--nats-cluster", type=int, default=1, metavar="NODES",
+                   help="run NATS as a cluster of this many routed nodes (default 1)")
     p.add_argument("--influx-url", metavar="URL",
                    help="use this InfluxDB (1.x /write API, database 'fobs') instead of "
                         "starting influxd")
@@ -106,6 +110,8 @@ class Stack:
     varz_interval: float
     rules: tuple[str, ...] = ()
     alert_interval: float = 10.0
+    collectors: int = 1      # sharing the fleet (rendezvous) when more than one
+    nats_nodes: int = 1      # a routed NATS cluster when more than one
     allocator: Ports = field(default_factory=Ports)
     component_ports: dict[str, int] = field(default_factory=dict)
 
@@ -119,6 +125,20 @@ class Stack:
         return f"nats://127.0.0.1:{self.ports['nats']}"
 
     @property
+    def nats_urls(self) -> list[str]:
+        """Every NATS node's URL: each daemon is given all, and moves when its node dies."""
+        return [self.nats_url] + [f"nats://127.0.0.1:{self.ports[f'nats-{n}']}"
+                                  for n in range(1, self.nats_nodes)]
+
+    def collector_names(self) -> list[str]:
+        """`collector` (status on the usual port), then `collector-1`, `collector-2`, …"""
+        return ["collector"] + [f"collector-{i}" for i in range(1, self.collectors)]
+
+    def collector_status(self, index: int) -> str:
+        key = "collector_status" if index == 0 else f"collector_status-{index}"
+        return f"127.0.0.1:{self.ports[key]}"
+
+    @property
     def syslog_address(self) -> str:
         return f"127.0.0.1:{self.ports['syslog']}"
 
@@ -130,7 +150,7 @@ class Stack:
         port = self.component_ports[name]
         return {"host": "127.0.0.1", "port": port, "user": USER,
                 "password": self.creds.varz_password(name),
-                "nats": self.creds.nats_client(name, [self.nats_url]), **extra}
+                "nats": self.creds.nats_client(name, self.nats_urls), **extra}
 
     def influx_auth(self, user: str, key: str = "username") -> dict[str, str]:
         """The InfluxDB credentials of `user` (admin or reader) when fobs up runs influxd."""
@@ -147,6 +167,9 @@ def plan_stack(args: argparse.Namespace) -> Stack:
     for name in ("deas", "routers", "stagers"):
         if getattr(args, name) < 0:
             raise ConfigError(f"--{name}: must be 0 or more")
+    for name in ("collectors", "nats_cluster"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}: must be 1 or more")
     if min(args.cycle, args.varz_interval, args.alert_interval) <= 0:
         raise ConfigError("--cycle, --varz-interval and --alert-interval must be greater than 0")
     for path in args.rules or ():
@@ -159,6 +182,12 @@ def plan_stack(args: argparse.Namespace) -> Stack:
     allocator = Ports()
     ports = {name: allocator.pick(port, udp_too=name == "syslog")
              for name, port in DEFAULT_PORTS.items()}
+    for node in range(args.nats_cluster if args.nats_cluster > 1 else 0):
+        for key in ("nats", "nats_monitor", "nats_cluster"):   # node 0 keeps the defaults
+            name = f"{key}-{node}" if node or key == "nats_cluster" else key
+            ports.setdefault(name, allocator.pick())
+    for index in range(1, args.collectors):
+        ports[f"collector_status-{index}"] = allocator.pick()
     influxd = find_influxd()
     start_influxd = not args.influx_url and influxd is not None
     # "" = no InfluxDB at all: points go to a line-protocol file, no alert evaluation.
@@ -169,7 +198,8 @@ def plan_stack(args: argparse.Namespace) -> Stack:
                  counts={"dea": args.deas, "router": args.routers, "stager": args.stagers},
                  alertmanager=args.alertmanager, varz_interval=args.varz_interval,
                  rules=tuple(str(p.resolve()) for p in args.rules or ()),
-                 alert_interval=args.alert_interval, allocator=allocator)
+                 alert_interval=args.alert_interval, allocator=allocator,
+                 collectors=args.collectors, nats_nodes=args.nats_cluster)
 
 
 def write_configs(stack: Stack) -> dict[str, Path]:
@@ -194,15 +224,20 @@ def write_configs(stack: Stack) -> dict[str, Path]:
         "component": stack.component("syslog"),
     }
     files["syslog"] = write_private(etc / "syslog.toml", tomli_w.dumps(syslog))
-    collector = {
-        "component": {**stack.component("collector"),
-                      "syslog": {"address": stack.syslog_address}},
-        "scrape": {"varz_interval": stack.varz_interval},
-        "status": {"address": f"127.0.0.1:{stack.ports['collector_status']}", "user": USER,
-                   "password": stack.creds.status},
-        "outputs": outputs,
-    }
-    files["collector"] = write_private(etc / "collector.toml", tomli_w.dumps(collector))
+    for index, name in enumerate(stack.collector_names()):
+        collector: dict[str, Any] = {
+            "component": {**stack.component(name, index=index),
+                          "syslog": {"address": stack.syslog_address}},
+            "scrape": {"varz_interval": stack.varz_interval},
+            "status": {"address": stack.collector_status(index), "user": USER,
+                       "password": stack.creds.status},
+            # each collector its own spool (a dead one's is handed over: docs/collector.md)
+            "outputs": {**outputs, "spool_dir": str(stack.root / name.replace("collector",
+                                                                            "spool"))},
+        }
+        if stack.collectors > 1:
+            collector["discovery"] = {"sharding": "rendezvous"}
+        files[name] = write_private(etc / f"{name}.toml", tomli_w.dumps(collector))
     alerts = {
         "evaluation": {"interval": stack.alert_interval, "rule_files": list(stack.rules)},
         "influxdb": {"url": stack.influx_url, "database": "fobs",
@@ -251,36 +286,56 @@ def supervisor_config(stack: Stack, files: dict[str, Path], cycle: float) -> Sup
                           password=stack.creds.varz_password(name),
                           cycles=2, timeout=3.0),)
 
-    nats_conf = write_private(stack.root / "etc" / "nats.conf", server_config(
-        f"127.0.0.1:{stack.ports['nats']}", f"127.0.0.1:{stack.ports['nats_monitor']}",
-        stack.creds.nats_users()))
-    procs = [proc("nats", (shutil.which("nats-server") or "/usr/sbin/nats-server",
-                           "-c", str(nats_conf)),
-                  tcp=(TcpCheck(port=stack.ports["nats"]),))]
+    procs = [proc(name, command, tcp=(TcpCheck(port=port),))
+             for name, command, port in nats_nodes(stack)]
+    nats = tuple(name for name, _, _ in nats_nodes(stack))
     storage: tuple[str, ...] = ()
     if stack.start_influxd:
         assert stack.influxd is not None
         procs.append(proc("influxd", (stack.influxd, "-config", str(files["influxd"])),
                           http=(HttpCheck(url=f"{stack.influx_url}/ping", status=204),)))
         storage = ("influxd",)
-    procs.append(proc("syslog", (*fobs, "syslog", "--config", str(files["syslog"])), ("nats",),
+    procs.append(proc("syslog", (*fobs, "syslog", "--config", str(files["syslog"])), nats,
                       udp=(UdpCheck(port=stack.ports["syslog"]),), http=healthz("syslog")))
-    procs.append(proc("collector", (*fobs, "collector", "--config", str(files["collector"])),
-                      ("nats", "syslog", *storage), http=healthz("collector")))
+    for name in stack.collector_names():
+        procs.append(proc(name, (*fobs, "collector", "--config", str(files[name])),
+                          (*nats, "syslog", *storage), http=healthz(name)))
     for kind, count in stack.counts.items():
         for index in range(count):
             name = f"{kind}-{index}"
             procs.append(proc(name, (*fobs, "component", kind, "--config", str(files[name])),
-                              ("nats", "syslog"), http=healthz(name)))
+                              (*nats, "syslog"), http=healthz(name)))
     if stack.influx_url:
         procs.append(proc("alerts", (*fobs, "alerts", "run", "--config", str(files["alerts"])),
-                          ("nats", "collector", *storage), http=healthz("alerts")))
+                          (*nats, "collector", *storage), http=healthz("alerts")))
     component = _supervisor_component(stack)
     return SupervisorConfig(
         cycle=cycle,
         http=HttpConfig(address=f"127.0.0.1:{stack.ports['supervisor']}", user=USER,
                         password=stack.control_password),
         component=component, process=tuple(procs))
+
+
+def nats_nodes(stack: Stack) -> list[tuple[str, tuple[str, ...], int]]:
+    """(process name, command, client port) of each NATS node: `nats`, then `nats-1`, … routed
+    to each other when `--nats-cluster` asks for more than one."""
+    binary = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    nodes = []
+    for n in range(stack.nats_nodes):
+        suffix = f"-{n}" if n else ""
+        port = stack.ports[f"nats{suffix}"]
+        cluster = None
+        if stack.nats_nodes > 1:   # routes authenticate too: nobody joins to read it all
+            cluster = Cluster(listen=f"127.0.0.1:{stack.ports[f'nats_cluster-{n}']}",
+                              peers=[f"127.0.0.1:{stack.ports[f'nats_cluster-{m}']}"
+                                     for m in range(stack.nats_nodes) if m != n],
+                              user=ROUTE_USER, password=stack.creds.route)
+        conf = write_private(stack.root / "etc" / f"nats{suffix}.conf", server_config(
+            f"127.0.0.1:{port}", f"127.0.0.1:{stack.ports[f'nats_monitor{suffix}']}",
+            stack.creds.nats_users(), cluster))
+        command: tuple[str, ...] = (binary, "-c", str(conf))
+        nodes.append((f"nats{suffix}", command, port))
+    return nodes
 
 
 def write_state(stack: Stack) -> Path:
@@ -291,11 +346,10 @@ def write_state(stack: Stack) -> Path:
         root=str(stack.root),
         supervisor=Endpoint(f"http://127.0.0.1:{stack.ports['supervisor']}", USER,
                             stack.control_password),
-        collector=Endpoint(f"http://127.0.0.1:{stack.ports['collector_status']}", USER,
-                           stack.creds.status),
+        collector=Endpoint(f"http://{stack.collector_status(0)}", USER, stack.creds.status),
         influxdb=influx, influxdb_reader=Endpoint(
             stack.influx_url, **stack.influx_auth(INFLUX_READER, "user")),
-        nats_servers=(stack.nats_url,),
+        nats_servers=tuple(stack.nats_urls),
         nats_operator=Endpoint(stack.nats_url, OPERATOR, stack.creds.nats_password(OPERATOR))))
 
 
@@ -304,7 +358,7 @@ def _supervisor_component(stack: Stack) -> ComponentConfig:
     from fobs.components.logs import SyslogConfig
     from fobs.components.runtime import ComponentConfig
     return ComponentConfig(user=USER, password=stack.creds.varz_password("supervisor"),
-                           nats=NatsConfig(servers=(stack.nats_url,), user="supervisor",
+                           nats=NatsConfig(servers=tuple(stack.nats_urls), user="supervisor",
                                            password=stack.creds.nats_password("supervisor")),
                            syslog=SyslogConfig(address=stack.syslog_address))
 
@@ -326,9 +380,10 @@ def where(stack: Stack, sup: Supervisor, dashboards: Path | None) -> str:
     rows = [
         ("Supervisor status page", sup.http_url or "-"),
         ("Supervisor control", "fobs monit summary (here, or --stack DIR)"),
-        ("Collector targets", f"http://127.0.0.1:{stack.ports['collector_status']}"
-                              "/api/v1/targets"),
-        ("NATS", stack.nats_url),
+        *((f"Collector {i} targets" if stack.collectors > 1 else "Collector targets",
+           f"http://{stack.collector_status(i)}/api/v1/targets")
+          for i in range(stack.collectors)),
+        ("NATS", ", ".join(stack.nats_urls)),
         ("InfluxDB (database fobs)", stack.influx_url or f"none: {stack.root / 'points.lp'}"),
         ("Syslog (UDP and TCP)", stack.syslog_address),
         ("Component logs", str(stack.root / "logs")),
