@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import uvloop
+
 from fobs import stack
 from fobs.collector.config import CollectorConfig
 from fobs.collector.config import load_config as load_file
@@ -144,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         await process_logging().close()
         return code
 
-    return daemon.run(main)
+    return daemon.run(main, loop_factory=uvloop.new_event_loop)   # README: dependencies
 
 
 def once(config: CollectorConfig, wait: float) -> int:

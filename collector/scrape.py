@@ -1,4 +1,4 @@
-"""The scrape loop: APScheduler interval jobs per target and endpoint, and one scrape.
+"""The scrape loop: interval jobs per target and endpoint (`fobs.collector.timer`), and one scrape.
 
 Prometheus' scrape loop, in asyncio. Each owned target gets one job per endpoint (/varz every
 10 s, /healthz every 5 s by default, per type configurable), phased by a stable hash of its uuid
@@ -7,7 +7,7 @@ so a fleet's scrapes spread over the interval. A new target is scraped within
 
 Isolation: every scrape runs as its own task, bounded by its timeout, so a hung target holds one
 slot of `max_in_flight` for at most its timeout and never delays another target; a target never
-has two scrapes of one endpoint in flight (APScheduler's `max_instances=1`, plus our own guard for
+has two scrapes of one endpoint in flight (the timer's one-instance rule, plus our own guard for
 the one-off first scrape). The HTTP side (session, body limit, error classes) is
 `fobs.collector.fetch`'s.
 
@@ -21,25 +21,21 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
-import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 from loguru import logger
 
+from fobs.collector import decode
 from fobs.collector.config import ENDPOINTS, ScrapeConfig
 from fobs.collector.fetch import Fetcher, error_class, error_message
 from fobs.collector.handlers import Handler, handler_for
 from fobs.collector.point import ListAppender, Point
 from fobs.collector.target import Target
+from fobs.collector.timer import Timer
 from fobs.components.metrics import SummaryChild
 
 MEASUREMENT = "scrape"
@@ -72,7 +68,7 @@ class ScrapeStats:
                                                                      for e in ENDPOINTS})
     skipped_overlap: int = 0         # a run found the previous one still in flight
     late: int = 0                    # started > 10 % of the interval after its time
-    missed: int = 0                  # APScheduler gave up on a run (misfire)
+    missed: int = 0                  # the timer gave up on a run (misfire)
     points: int = 0                  # points produced (handler points + scrape points)
     values_skipped: int = 0          # varz values the handlers could not use
     handler_errors: int = 0
@@ -104,11 +100,7 @@ class Scraper:
         self._scrape_tags = {"collector": collector} if collector else {}
         self.commit = commit
         self.stats = stats or ScrapeStats()
-        self.scheduler = AsyncIOScheduler(
-            timezone=UTC, logger=logging.getLogger("fobs.collector.scheduler"),
-            job_defaults={"coalesce": True, "max_instances": 1})
-        self.scheduler.add_listener(self._on_scheduler_event,
-                                    EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        self.scheduler = Timer(on_missed=self._on_missed, on_busy=self._on_busy)
         self.fetcher = Fetcher(config.max_in_flight, config.max_response_bytes)
         self._semaphore = asyncio.Semaphore(config.max_in_flight)
         self._entries: dict[str, _Entry] = {}
@@ -129,8 +121,7 @@ class Scraper:
     async def stop(self, timeout: float) -> int:
         """Stop firing, let in-flight scrapes finish (up to `timeout`), then close.
 
-        Returns how many scrapes had to be cancelled. APScheduler's own shutdown would cancel
-        in-flight coroutines blindly, so it is only called once they are done.
+        Returns how many scrapes had to be cancelled; the timer is shut down once they are done.
         """
         self._stopping = True
         if self.scheduler.running:
@@ -148,7 +139,7 @@ class Scraper:
             if pending:
                 await asyncio.wait(pending, timeout=1.0)
         if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.shutdown()
         await self.fetcher.close()
         return cancelled
 
@@ -206,29 +197,23 @@ class Scraper:
             if missed and start - now > window:   # phase too far off: scrape once right away
                 entry.first.append(loop.call_later(frac * window, self._spawn_first, uuid,
                                                    endpoint))
-            self.scheduler.add_job(
-                self._run, IntervalTrigger(seconds=interval,
-                                           start_date=datetime.fromtimestamp(start, UTC),
-                                           timezone=UTC),
-                args=(uuid, endpoint), id=f"{uuid}/{endpoint}", replace_existing=True,
-                misfire_grace_time=max(1, int(interval / 2)))
+            self.scheduler.add_job(self._run, interval=interval, first=start,
+                                   args=(uuid, endpoint), id=f"{uuid}/{endpoint}",
+                                   grace=max(1, int(interval / 2)))
 
     def _unschedule(self, entry: _Entry) -> None:
         for handle in entry.first:
             handle.cancel()
         entry.first.clear()
         for endpoint in entry.grid:
-            try:
-                self.scheduler.remove_job(f"{entry.target.uuid}/{endpoint}")
-            except Exception:  # JobLookupError: already gone
-                pass
+            self.scheduler.remove_job(f"{entry.target.uuid}/{endpoint}")
         entry.grid.clear()
 
-    def _on_scheduler_event(self, event: JobEvent) -> None:
-        if event.code == EVENT_JOB_MAX_INSTANCES:
-            self.stats.skipped_overlap += 1
-        elif event.code == EVENT_JOB_MISSED:
-            self.stats.missed += 1
+    def _on_missed(self) -> None:
+        self.stats.missed += 1
+
+    def _on_busy(self) -> None:
+        self.stats.skipped_overlap += 1
 
     # -- running scrapes ------------------------------------------------------------------
 
@@ -324,7 +309,7 @@ class Scraper:
                 ) -> tuple[str, str, int]:
         """Decode varz and run its handler: (error class, message, values skipped)."""
         try:
-            varz = json.loads(body)
+            varz = decode.loads(body)
         except RecursionError:
             return "bad_json", "JSON nested too deeply", 0
         except ValueError as e:

@@ -10,13 +10,16 @@ from typing import Any
 Main = Callable[[asyncio.Event], Coroutine[Any, Any, int | None]]
 
 
-def run(main: Main) -> int:
-    """Run `main(stop)` on a new event loop and return its exit code.
+def run(main: Main, *, loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+        ) -> int:
+    """Run `main(stop)` on a new event loop (made by `loop_factory`, default asyncio's) and
+    return its exit code.
 
     SIGTERM and SIGINT set `stop`; `main` is expected to flush, close and return (0 for a clean
     stop). A second signal while stopping cancels `main` outright.
     """
-    return asyncio.run(_run(main))
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(_run(main))
 
 
 async def _run(main: Main) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
-from fobs.collector.handlers.values import tag_value, to_float, to_int
+from fobs.collector.handlers.values import INT64_MAX, INT64_MIN, tag_value, to_float, to_int
 from fobs.collector.point import Appender, FieldValue
 
 Fields = dict[str, FieldValue]
@@ -47,6 +47,9 @@ class Recorder:
         """Set float field `name` from `raw` × `scale`."""
         if raw is None:
             return
+        if type(raw) is float and scale == 1.0 and raw - raw == 0.0:
+            fields[name] = raw           # the common case, without a call
+            return
         value = to_float(raw)
         if value is not None and scale != 1.0:
             value = to_float(value * scale)
@@ -58,6 +61,9 @@ class Recorder:
     def counter(self, fields: Fields, name: str, raw: Any) -> None:
         """Set int field `name` from `raw` (a monotonic counter)."""
         if raw is None:
+            return
+        if type(raw) is int and INT64_MIN <= raw <= INT64_MAX:
+            fields[name] = raw           # the common case, without a call
             return
         value = to_int(raw)
         if value is None:
@@ -120,7 +126,7 @@ class Recorder:
 
     def mapping(self, raw: Any) -> Mapping[str, Any] | None:
         """`raw` if it is a JSON object; None (and one skip unless it was absent) otherwise."""
-        if isinstance(raw, Mapping):
+        if type(raw) is dict or isinstance(raw, Mapping):    # dict: no ABC check per call
             return raw
         if raw is not None:
             self.skipped += 1
@@ -138,10 +144,11 @@ class Recorder:
         """At most `limit` (key, value) pairs of a JSON object; the rest are counted as skipped."""
         table = self.mapping(raw)
         if table is None:
-            return
-        yield from islice(table.items(), limit)
+            return iter(())
         if len(table) > limit:
             self.skipped += len(table) - limit
+            return islice(table.items(), limit)
+        return iter(table.items())
 
     def elements(self, raw: Any, limit: int = MAX_ITEMS) -> Iterator[Any]:
         """At most `limit` elements of a JSON array; the rest are counted as skipped."""

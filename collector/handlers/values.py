@@ -30,6 +30,13 @@ UNBOUNDED = re.compile(
 
 def to_float(raw: object) -> float | None:
     """A finite float from a JSON number, a bool (0/1) or a numeric string; else None."""
+    if type(raw) is float:           # exact types first: this runs for every value scraped
+        return raw if raw - raw == 0.0 else None     # finite
+    if type(raw) is int:
+        try:
+            return float(raw)
+        except OverflowError:
+            return None
     if isinstance(raw, float):
         return raw if math.isfinite(raw) else None
     if isinstance(raw, bool):
@@ -49,6 +56,8 @@ def to_float(raw: object) -> float | None:
 
 def to_int(raw: object) -> int | None:
     """An int64 from a JSON number (floats truncated), a bool or a numeric string; else None."""
+    if type(raw) is int:
+        return raw if INT64_MIN <= raw <= INT64_MAX else None
     if isinstance(raw, bool):
         return int(raw)
     if isinstance(raw, int):

@@ -265,7 +265,7 @@ async def test_a_target_never_has_two_scrapes_in_flight(http_target: Any) -> Non
             assert time.monotonic() < deadline, "the hung target was not scraped"
             await asyncio.sleep(0.02)
         s.added(make_target(server.host))
-        while s.stats.skipped_overlap < 3:   # counted from APScheduler's events; no event to await
+        while s.stats.skipped_overlap < 3:  # the timer's one-instance rule; no event to await
             assert time.monotonic() < deadline, "no overlap was skipped"
             await asyncio.sleep(0.05)
         assert s.stats.in_flight == 2 and server.requests == 0   # the hung one + one waiting
