@@ -40,7 +40,7 @@ SUBJECT = "fobs.collector.heartbeat"
 JOIN_MARGIN = 0.25            # listen this share of an interval longer than one interval
 CHECKS_PER_INTERVAL = 4       # expiry checks per heartbeat interval
 
-OnChange = Callable[[frozenset[str], "float | None"], None]
+OnChange = Callable[[frozenset[str], "float | None"], object]
 
 
 @dataclass
@@ -123,7 +123,7 @@ class Membership:
         self.state = "leaving"
         try:
             await self._publish()
-            await self.bus.client.flush(timeout=1.0)
+            await self.bus.client.flush(timeout=1)
         except Exception as e:
             logger.warning("Could not say goodbye to the other collectors: {}",
                            e or type(e).__name__)

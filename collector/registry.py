@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from functools import partial
 from typing import NamedTuple, Protocol
 
@@ -56,7 +56,7 @@ def rendezvous_score(collector_uuid: str, target_uuid: str) -> int:
     return int.from_bytes(digest.digest(), "big")
 
 
-def rendezvous_owner(collectors: set[str], target_uuid: str) -> str:
+def rendezvous_owner(collectors: Collection[str], target_uuid: str) -> str:
     """The collector that scrapes `target_uuid`: highest score, ties broken by uuid."""
     return max(collectors, key=lambda c: (rendezvous_score(c, target_uuid), c))
 
