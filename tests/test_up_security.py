@@ -135,9 +135,13 @@ async def test_a_components_user_cannot_read_announces_nor_discover_nor_fake_a_c
                 seen[subject].append(msg.data)
         assert not [d for d in seen[wire.DISCOVER] + seen[HEARTBEAT] if b"attack" in d]
 
-        # The stack's own components announce again on the next discover; the attacker's
-        # subscriptions were refused, so nothing reaches it (the collector's answer first).
-        await observer.publish(wire.DISCOVER, b"", reply=observer.new_inbox())
+        # A collector's discover: the components answer with their credentials. The server
+        # queues a message to every matching subscription at once, so once the observer has
+        # an answer, a PONG to the attacker comes after anything it could have been sent.
+        inbox = observer.new_inbox()
+        answers = await observer.subscribe(inbox)
+        await observer.publish(wire.DISCOVER, b"", reply=inbox)
+        assert "credentials" in json.loads((await answers.next_msg(timeout=10)).data)
         await attacker.flush()
         violations = "\n".join(errors)   # nats-py lower-cases the server's -ERR
         for subject in (wire.ANNOUNCE, wire.UNREGISTER, "_INBOX.>", ">"):
