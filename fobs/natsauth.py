@@ -25,12 +25,7 @@ from dataclasses import dataclass
 
 from fobs.components import wire
 
-# Subjects of the collectors' own coordination (membership heartbeat and whatever comes next).
-COLLECTOR_SUBJECTS = "fobs.collector.>"
 INBOXES = "_INBOX.>"            # nats clients' reply inboxes (discover's scatter-gather)
-TAIL_SUBJECTS = "logs.>"        # the syslog aggregator's live tail (tail.subject_prefix)
-ALERT_SUBJECT = "fobs.alerts"   # the alert evaluator's state changes
-MONIT_ALERT_SUBJECT = "fobs.monit.alerts"
 # What the reference components (DEA, router, stager) say to each other, as in Cloud Foundry.
 CF_SUBJECTS = ("dea.>", "router.>", "staging", "droplet.>")
 
@@ -45,21 +40,32 @@ class Role:
 
 
 COMPONENT = Role(publish=(wire.ANNOUNCE, wire.UNREGISTER), subscribe=(wire.DISCOVER,))
-ROLES = {
-    "component": COMPONENT,
-    "cf": Role(publish=(*COMPONENT.publish, *CF_SUBJECTS),
-               subscribe=(*COMPONENT.subscribe, *CF_SUBJECTS)),
-    "collector": Role(
-        publish=(*COMPONENT.publish, wire.DISCOVER, COLLECTOR_SUBJECTS),
-        subscribe=(*COMPONENT.subscribe, wire.ANNOUNCE, wire.UNREGISTER, INBOXES,
-                   COLLECTOR_SUBJECTS)),
-    "syslog": Role(publish=(*COMPONENT.publish, TAIL_SUBJECTS), subscribe=COMPONENT.subscribe),
-    "alerts": Role(publish=(*COMPONENT.publish, ALERT_SUBJECT), subscribe=COMPONENT.subscribe),
-    "supervisor": Role(publish=(*COMPONENT.publish, MONIT_ALERT_SUBJECT),
-                       subscribe=COMPONENT.subscribe),
-    "operator": Role(subscribe=(TAIL_SUBJECTS, ALERT_SUBJECT, MONIT_ALERT_SUBJECT),
-                     responses=False),
-}
+
+
+def roles() -> dict[str, Role]:
+    """Each role's subjects, taken from where the daemons define them (the defaults `fobs up`
+    runs with); imported here, not at the top, so `fobs up --help` stays quick."""
+    from fobs.collector.membership import SUBJECT as HEARTBEAT
+    from fobs.dashboards.alertd import EvaluationConfig
+    from fobs.syslog_agg.config import TailConfig
+    from fobs.syslog_agg.monit.config import DEFAULT_ALERT_SUBJECT
+    collectors = HEARTBEAT.rsplit(".", 1)[0] + ".>"   # the heartbeat and whatever comes next
+    tail = TailConfig().subject_prefix + ".>"
+    alerts = EvaluationConfig().subject
+    return {
+        "component": COMPONENT,
+        "cf": Role(publish=(*COMPONENT.publish, *CF_SUBJECTS),
+                   subscribe=(*COMPONENT.subscribe, *CF_SUBJECTS)),
+        "collector": Role(
+            publish=(*COMPONENT.publish, wire.DISCOVER, collectors),
+            subscribe=(*COMPONENT.subscribe, wire.ANNOUNCE, wire.UNREGISTER, INBOXES,
+                       collectors)),
+        "syslog": Role(publish=(*COMPONENT.publish, tail), subscribe=COMPONENT.subscribe),
+        "alerts": Role(publish=(*COMPONENT.publish, alerts), subscribe=COMPONENT.subscribe),
+        "supervisor": Role(publish=(*COMPONENT.publish, DEFAULT_ALERT_SUBJECT),
+                           subscribe=COMPONENT.subscribe),
+        "operator": Role(subscribe=(tail, alerts, DEFAULT_ALERT_SUBJECT), responses=False),
+    }
 
 
 @dataclass(frozen=True)
@@ -89,8 +95,7 @@ def _list(items: Sequence[str]) -> str:
     return "[" + ", ".join(_q(i) for i in items) + "]"
 
 
-def user_block(user: User) -> str:
-    role = ROLES[user.role]
+def user_block(user: User, role: Role) -> str:
     # An empty allow list would allow everything; deny ">" says "nothing".
     pub = f"allow: {_list(role.publish)}" if role.publish else 'deny: [">"]'
     sub = f"allow: {_list(role.subscribe)}" if role.subscribe else 'deny: [">"]'
@@ -102,9 +107,10 @@ def user_block(user: User) -> str:
 def server_config(listen: str, monitor: str, users: Sequence[User],
                   cluster: Cluster | None = None) -> str:
     """A nats-server config file: client and monitoring listeners, the users, the routes."""
+    by_name = roles()
     text = (f"listen: {_q(listen)}\nhttp: {_q(monitor)}\n"
             "authorization {\n  users = [\n"
-            + "\n".join(user_block(u) for u in users) + "\n  ]\n}\n")
+            + "\n".join(user_block(u, by_name[u.role]) for u in users) + "\n  ]\n}\n")
     if cluster is not None:
         routes = [f"nats://{cluster.user}:{cluster.password}@{peer}" for peer in cluster.peers]
         text += (f"cluster {{\n  name: {_q(cluster.name)}\n  listen: {_q(cluster.listen)}\n"

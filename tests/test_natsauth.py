@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from fobs.natsauth import ROLES, Cluster, User, server_config
+from fobs.natsauth import Cluster, User, roles, server_config
 from fobs.ports import free_ports
 
 NATS = shutil.which("nats-server") or "/usr/sbin/nats-server"
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not Path(NATS).exists(), reason="nats-server not
 
 
 def test_every_role_renders_a_config_nats_server_accepts(tmp_path: Path) -> None:
-    users = [User(f"u-{role}", 'pa"ss\\word', role) for role in ROLES]
+    users = [User(f"u-{role}", 'pa"ss\\word', role) for role in roles()]
     conf = tmp_path / "nats.conf"
     conf.write_text(server_config("127.0.0.1:1", "127.0.0.1:2", users, Cluster(
         "127.0.0.1:3", ["127.0.0.1:4"], "route", "secret")))
