@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import os
 import socket
 import ssl
+import termios
 import time
 from collections import deque
 
@@ -464,8 +466,11 @@ class TcpListener:
             task.cancel()
         deadline = time.monotonic() + grace
         while self.sessions and time.monotonic() < deadline:
+            # quiet: nothing waits in the kernel and nothing came for a while. The kernel is
+            # asked first: a loop busy with the pipeline (or the UDP drain) leaves sessions
+            # unread for longer than _QUIET while their bytes wait.
             quiet = time.monotonic() - _QUIET
-            if all(s.last_activity < quiet for s in self.sessions):
+            if all(s.last_activity < quiet and not _unread(s.transport) for s in self.sessions):
                 break
             await asyncio.sleep(_QUIET / 5)  # no event tells "the client has nothing more"
         for session in list(self.sessions):
@@ -476,6 +481,17 @@ class TcpListener:
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
         await asyncio.sleep(0)  # let the transports' connection_lost run
+
+
+def _unread(transport: asyncio.Transport | None) -> int:
+    """Bytes waiting in the kernel's receive buffer of this connection (FIONREAD), or 0."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return 0
+    try:
+        return int.from_bytes(fcntl.ioctl(sock.fileno(), termios.FIONREAD, bytes(4)), "little")
+    except (OSError, ValueError):  # closed meanwhile
+        return 0
 
 
 def tls_context(cert: str, key: str, ca: str = "", require_client_cert: bool = False
