@@ -8,6 +8,7 @@ counted. The scrape code reads `points` and `skipped` back through `HandlerStats
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 from typing import Any
@@ -90,13 +91,12 @@ class Recorder:
         """`{"50": v, …}` → float fields `<prefix>_p50_seconds`, … (other keys ignored)."""
         table = self.mapping(raw)
         if table is not None:
-            for key in PERCENTILES:
-                self.gauge(fields, f"{prefix}_p{key}_seconds", table.get(key), scale)
+            for key, name in _percentile_names(prefix):
+                self.gauge(fields, name, table.get(key), scale)
 
     def responses(self, fields: Fields, source: Any, key_prefix: str = "responses_") -> None:
         """`<key_prefix>2xx` … `xxx` → int fields `responses_2xx` … `responses_xxx`."""
-        self.counters(fields, source, {f"{key_prefix}{c}": f"responses_{c}"
-                                       for c in STATUS_CLASSES})
+        self.counters(fields, source, _response_names(key_prefix))
 
     def tally(self, raw: Any, bucket: Callable[[Any], str | None], names: Iterable[str],
               limit: int = MAX_ITEMS) -> dict[str, int] | None:
@@ -165,6 +165,18 @@ class Recorder:
         if value is None:
             self.skipped += 1
         return value
+
+
+@functools.cache
+def _percentile_names(prefix: str) -> tuple[tuple[str, str], ...]:
+    """(varz key, field name) of each percentile: made once per prefix, not per value."""
+    return tuple((key, f"{prefix}_p{key}_seconds") for key in PERCENTILES)
+
+
+@functools.cache
+def _response_names(key_prefix: str) -> dict[str, str]:
+    """varz key → field name of each status class (handlers pass constant prefixes)."""
+    return {f"{key_prefix}{c}": f"responses_{c}" for c in STATUS_CLASSES}
 
 
 def dig(varz: Any, *keys: str) -> Any:
