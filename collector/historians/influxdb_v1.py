@@ -17,7 +17,7 @@ import gzip
 import aiohttp
 from loguru import logger
 
-from fobs.collector.historians.config import InfluxV1Config
+from fobs.collector.historians.config import InfluxV1Config, compresses
 from fobs.collector.historians.errors import FatalError, from_status, network_errors, reason
 
 GZIP_LEVEL = 1                          # ~3x smaller line protocol for a fraction of level 6's CPU
@@ -38,6 +38,7 @@ class InfluxV1:
         base = config.url.rstrip("/")
         self._write_url = f"{base}/write"
         self._query_url = f"{base}/query"
+        self._gzip = compresses(config.url, config.gzip)
         self._params = {"db": config.database, "precision": "ns"}
         if config.retention_policy:
             self._params["rp"] = config.retention_policy
@@ -64,7 +65,7 @@ class InfluxV1:
 
     async def _post_write(self, data: bytes) -> tuple[int, str, dict[str, str]]:
         headers = dict(self._headers)
-        if self.config.gzip:
+        if self._gzip:
             data = gzip.compress(data, GZIP_LEVEL)
             headers["Content-Encoding"] = "gzip"
         return await self._request(self._write_url, self._params, data, headers)

@@ -13,7 +13,7 @@ from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.client.write_api_async import WriteApiAsync
 from influxdb_client.rest import ApiException
 
-from fobs.collector.historians.config import InfluxV2Config
+from fobs.collector.historians.config import InfluxV2Config, compresses
 from fobs.collector.historians.errors import from_status, network_errors
 
 
@@ -30,7 +30,8 @@ class InfluxV2:
         if self._client is None:
             self._client = InfluxDBClientAsync(
                 url=self.config.url, token=self.config.token, org=self.config.org,
-                timeout=int(self.config.timeout * 1000), enable_gzip=self.config.gzip)
+                timeout=int(self.config.timeout * 1000),
+                enable_gzip=compresses(self.config.url, self.config.gzip))
             self._api = self._client.write_api()
 
     async def write(self, data: bytes) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from fobs.collector.config import OutputsConfig
 from fobs.collector.historians import create
-from fobs.collector.historians.config import FileConfig
+from fobs.collector.historians.config import FileConfig, compresses
 from fobs.collector.historians.errors import (
     FatalError,
     PartialWriteError,
@@ -276,4 +276,16 @@ def test_config_defaults_and_names() -> None:
     assert cfg.quarantine_path() == "/var/lib/fobs/collector/spool/quarantine"
     first = cfg.influxdb_v1[0]
     assert (first.batch_size, first.flush_interval, first.gzip, first.timeout) == (5000, 1.0,
-                                                                                  True, 5.0)
+                                                                                  "auto", 5.0)
+
+
+def test_gzip_auto_is_off_for_a_loopback_host_only() -> None:
+    for url in ("http://127.0.0.1:8086", "http://127.9.9.9", "http://[::1]:8086",
+                "https://localhost:8086"):
+        assert not compresses(url, "auto"), url
+    for url in ("http://10.0.0.2:8086", "https://influx.example:8086", "http://[2001:db8::1]"):
+        assert compresses(url, "auto"), url
+    assert compresses("http://127.0.0.1:8086", True)
+    assert not compresses("http://10.0.0.2:8086", False)
+    with pytest.raises(ConfigError, match="gzip"):
+        build(OutputsConfig, {"influxdb_v1": [{"gzip": "yes"}]}, "outputs")
