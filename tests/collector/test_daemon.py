@@ -76,7 +76,8 @@ async def test_announced_components_are_scraped_within_a_second(
     assert max(delays) < 1.0, delays
     point = first_varz_scrape(outputs, "DEA", 0)
     assert point.tags == {"deployment": "untitled_dev", "job": "DEA", "index": "0",
-                          "ip": "127.0.0.1", "role": "core", "endpoint": "varz"}
+                          "ip": "127.0.0.1", "role": "core", "endpoint": "varz",
+                          "collector": "0"}
     assert point.fields["up"] == 1 and point.fields["points"] >= 1
     component = [p for p in outputs.points if p.measurement == "component"
                  and p.tags["job"] == "DEA" and p.tags["index"] == "0"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -142,7 +143,8 @@ async def start_collector(config: Path) -> asyncio.subprocess.Process:
 
 def spooled_scrape_points(spool: Path) -> int:
     """Scrape points in the spool's segment files (line protocol after a binary header)."""
-    return sum(p.read_bytes().count(b"scrape,deployment=") for p in spool.rglob("*.seg"))
+    return sum(len(re.findall(rb"(?<![\w.-])scrape,", p.read_bytes()))
+               for p in spool.rglob("*.seg"))
 
 
 async def test_sigterm_flushes_everything_and_kill_9_loses_nothing(

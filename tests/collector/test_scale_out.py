@@ -26,10 +26,10 @@ from benchmarks.scaleout.cluster import (
     read_scrapes,
     settled,
     takeover,
+    wait_for,
     window,
 )
 from fobs.ports import free_ports
-from tests.services import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -52,22 +52,22 @@ def test_collectors_share_take_over_and_heal_within_one_interval(
         rig.start_fleet(FLEET // 2, [urls[2]])
         for i in (1, 2, 3):     # collector i on node i-1 (and whatever node it learns of)
             rig.start_collector(i, [urls[i - 1]], ports[i - 1])
-        wait_until(settled(rig, [1, 2, 3], FLEET + 3), "3 collectors sharing", timeout=120)
+        wait_for(settled(rig, [1, 2, 3], FLEET + 3), "3 collectors sharing", timeout=120)
         marks["steady"] = time.time()
         time.sleep(5 * I)
 
         marks["join"] = time.time()
         rig.start_collector(4, [urls[0]], ports[3])
-        wait_until(settled(rig, [1, 2, 3, 4], FLEET + 4), "a fourth collector", timeout=30)
+        wait_for(settled(rig, [1, 2, 3, 4], FLEET + 4), "a fourth collector", timeout=30)
         marks["joined"] = time.time()
         time.sleep(3 * I)
 
         marks["kill"] = rig.signal_collector(1, signal.SIGKILL)
-        wait_until(settled(rig, [2, 3, 4], FLEET + 4), "takeover after kill -9", timeout=10)
+        wait_for(settled(rig, [2, 3, 4], FLEET + 4), "takeover after kill -9", timeout=10)
         time.sleep(3 * I)
 
         marks["term"] = rig.signal_collector(2, signal.SIGTERM)
-        wait_until(settled(rig, [3, 4], FLEET + 3), "takeover after SIGTERM", timeout=10)
+        wait_for(settled(rig, [3, 4], FLEET + 3), "takeover after SIGTERM", timeout=10)
         time.sleep(3 * I)
 
         # a partition: collector 4's node (node 0, no one else's since collector 1 died) freezes
@@ -77,7 +77,7 @@ def test_collectors_share_take_over_and_heal_within_one_interval(
         time.sleep(3 * I)
         marks["return"] = time.time()
         nodes[0].proc.send_signal(signal.SIGCONT)
-        wait_until(settled(rig, [3, 4], FLEET + 3), "collector 4 back", timeout=10)
+        wait_for(settled(rig, [3, 4], FLEET + 3), "collector 4 back", timeout=10)
         time.sleep(3 * I)
 
         marks["node"] = time.time()
@@ -118,3 +118,4 @@ def test_collectors_share_take_over_and_heal_within_one_interval(
     assert part.missed == 0, part                         # nothing left unowned
     assert back.duplicates == 0, back                     # no double scrape past one interval
     assert node.missed == 0, node
+    assert "Reconnected to NATS" in (tmp_path / "collector3.log").read_text()  # it moved

@@ -45,16 +45,18 @@ def spooled_bytes(spool: Path) -> int:
     return sum(f.stat().st_size for f in spool.rglob("*") if f.is_file())
 
 
-def spooled_scrapes(spool: Path, copy: Path) -> int:
-    """`scrape` points waiting in a (dead) collector's spool, read from a copy of it."""
+def spooled_scrapes(spool: Path, copy: Path) -> tuple[int, int]:
+    """(`scrape` points waiting in a dead collector's spool, the time of the last one in ns),
+    read from a copy of it."""
     shutil.copytree(spool / "influxdb_v1", copy)
     reader = DiskSpool(copy)
-    count = 0
+    times = []
     while (batch := reader.peek(10_000, 1 << 24)) is not None:
-        count += sum(1 for line in batch.data.splitlines() if line.startswith(b"scrape,"))
+        times += [int(line.rsplit(b" ", 1)[1]) for line in batch.data.splitlines()
+                  if line.startswith(b"scrape,")]
         reader.ack(batch)
     reader.close()
-    return count
+    return len(times), max(times, default=0)
 
 
 def stored_scrapes(influxd: Any, collector_index: int, before_ns: int) -> int:
@@ -82,8 +84,7 @@ def test_a_killed_collectors_spool_is_written_on_return_or_by_a_drain(
                        f"collector {index} spooling")
             victim.kill()
             victim.wait()
-            died = int(os.stat(max(spool.rglob("*.seg"), key=os.path.getmtime)).st_mtime_ns)
-            waiting = spooled_scrapes(spool, tmp_path / f"copy{index}")
+            waiting, died = spooled_scrapes(spool, tmp_path / f"copy{index}")
             assert waiting >= 2 * FLEET and stored_scrapes(influxd, index, died + 10**9) == 0
             good = write_config(tmp_path / f"c{index}.toml", index, nats_server.url,
                                 influxd.url, spool)
