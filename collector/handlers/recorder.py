@@ -77,15 +77,25 @@ class Recorder:
         """Set float fields from a mapping of varz key → field name, read in `source`."""
         table = self.mapping(source)
         if table is not None:
+            get = table.get
             for key, name in names.items():
-                self.gauge(fields, name, table.get(key), scale)
+                raw = get(key)
+                if type(raw) is float and scale == 1.0 and raw - raw == 0.0:
+                    fields[name] = raw       # gauge()'s common case, without a call
+                elif raw is not None:
+                    self.gauge(fields, name, raw, scale)
 
     def counters(self, fields: Fields, source: Any, names: Mapping[str, str]) -> None:
         """Set int fields from a mapping of varz key → field name, read in `source`."""
         table = self.mapping(source)
         if table is not None:
+            get = table.get
             for key, name in names.items():
-                self.counter(fields, name, table.get(key))
+                raw = get(key)
+                if type(raw) is int and INT64_MIN <= raw <= INT64_MAX:
+                    fields[name] = raw       # counter()'s common case, without a call
+                elif raw is not None:
+                    self.counter(fields, name, raw)
 
     def percentiles(self, fields: Fields, prefix: str, raw: Any, scale: float = 1.0) -> None:
         """`{"50": v, …}` → float fields `<prefix>_p50_seconds`, … (other keys ignored)."""
