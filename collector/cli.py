@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import gc
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -128,7 +127,6 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         return check(config)
     process_logging().configure(config.component.log_level, config.component.syslog)
-    logging.getLogger("fobs.collector.scheduler").setLevel(logging.ERROR)  # counted in varz
     gc.set_threshold(*GC_THRESHOLDS)
     if args.once:
         return once(config, 2.0 if args.wait is None else args.wait)
