@@ -88,7 +88,8 @@ def median(runs: list[Figures]) -> Figures:
         med([r.values for r in runs]),
         {k: med([r.cpu[k] for r in runs]) for k in first.cpu},
         {k: med([r.rss_mb[k] for r in runs]) for k in first.rss_mb},
-        med([r.fleet_cpu for r in runs]), med([r.idle_rss_mb for r in runs]))
+        med([r.fleet_cpu for r in runs]), med([r.idle_rss_mb for r in runs]),
+        med([r.end_rss_mb for r in runs]))
 
 
 HEADER = (f"{'side':<11} {'scrapes':>8} {'expected':>8} {'done %':>7} {'late':>5} "
@@ -100,8 +101,10 @@ def row(f: Figures, targets: int) -> str:
     parts = ", ".join(f"{name} {f.ms_per_scrape(cpu):.3f} ms ({cpu / f.values * 1e6:.2f} µs/value)"
                       f" {f.rss_mb[name]:.0f} MB" for name, cpu in f.cpu.items() if f.values)
     if f.idle_rss_mb:
-        per_target = (f.rss_mb["collector"] - f.idle_rss_mb) * 1024 / targets
-        parts += f"; collector {per_target:.1f} KB/target above idle ({f.idle_rss_mb:.0f} MB)"
+        peak = (f.rss_mb["collector"] - f.idle_rss_mb) * 1024 / targets
+        end = (f.end_rss_mb - f.idle_rss_mb) * 1024 / targets
+        parts += (f"; collector above idle ({f.idle_rss_mb:.0f} MB): {peak:.1f} KB/target at "
+                  f"its peak, {end:.1f} at the end")
     fleet = 100 * f.fleet_cpu / f.window
     return (f"{f.side:<11} {f.scrapes:>8} {f.expected:>8} {done:>7.2f} {f.late:>5} "
             f"{f.ms_per_scrape(f.cpu_total):>10.3f} {f.values_per_scrape:>7.1f} "
@@ -138,6 +141,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, help="fobs output batch_size")
     parser.add_argument("--gzip", action=argparse.BooleanOptionalAction, default=None,
                         help="fobs output gzip (default: the output's default)")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="run the collector under cProfile; print its top functions and "
+                             "keep the stats in DIR (the CPU figures are then not comparable)")
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="work in DIR and keep it (logs, configs) instead of a temp dir")
     args = parser.parse_args()
@@ -170,7 +176,12 @@ def main() -> None:
                 runs: dict[str, list[Figures]] = {s: [] for s in chosen}
                 for r in range(args.runs):
                     for side in chosen:
+                        if args.profile:
+                            args.profile.mkdir(parents=True, exist_ok=True)
+                            setup.profile = args.profile / f"collector-{mode}-{r + 1}.prof"
                         figures = run_side(side, setup)
+                        if side == "fobs" and setup.profile:
+                            top(setup.profile)
                         runs[side].append(figures)
                         print(f"  run {r + 1}: {row(figures, args.targets)}", flush=True)
                 medians = {side: median(results) for side, results in runs.items()}
@@ -183,6 +194,14 @@ def main() -> None:
                     procs.stop(proc)
         finally:
             procs.stop_all()
+
+
+def top(path: Path, count: int = 25) -> None:
+    """The collector's functions by own time, and the scrape path's by cumulative time."""
+    import pstats
+    stats = pstats.Stats(str(path))
+    stats.sort_stats("tottime").print_stats(count)
+    stats.sort_stats("cumulative").print_stats("collector|aiohttp|msgspec|json", count)
 
 
 def run_side(side: str, setup: Setup) -> Figures:

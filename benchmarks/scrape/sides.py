@@ -51,6 +51,7 @@ class Figures:
     rss_mb: dict[str, float] = field(default_factory=dict)  # process → peak RSS
     fleet_cpu: float = 0.0
     idle_rss_mb: float = 0.0          # fobs: the collector with no target
+    end_rss_mb: float = 0.0           # fobs: the collector's VmRSS at the window's end
 
     @property
     def cpu_total(self) -> float:
@@ -80,6 +81,7 @@ class Setup:
     window: float
     fleet_pids: list[int]
     writes: dict[str, Any] = field(default_factory=dict)    # fobs output overrides
+    profile: Path | None = None       # fobs: run the collector under cProfile, stats here
 
 
 def fresh(setup: Setup, name: str) -> Path:
@@ -206,8 +208,9 @@ def bench_fobs(setup: Setup, python: str) -> Figures:
     config.write_text(collector_config(setup, varz_port, status_port, influx))
     per_scrape = values_per_scrape(config, python, setup)
     idle = idle_rss(setup, python)
-    proc = setup.procs.start("collector", [python, "-m", "fobs.collector", "--config",
-                                           str(config)])
+    profiler = ["-m", "cProfile", "-o", str(setup.profile)] if setup.profile else []
+    proc = setup.procs.start("collector", [python, *profiler, "-m", "fobs.collector",
+                                           "--config", str(config)])
     varz_url = f"http://127.0.0.1:{varz_port}/varz"
     auth = ("bench", "bench")
     wait_until(lambda: get_json(varz_url, auth)["targets"]["up"] >= setup.targets,
@@ -224,12 +227,14 @@ def bench_fobs(setup: Setup, python: str) -> Figures:
     seconds, cpu, fleet, before, after = measure(
         setup, {"collector": proc.pid, "influxd": influxd.pid}, counters)
     rss = {"collector": status_mb(proc.pid, "VmHWM"), "influxd": status_mb(influxd.pid, "VmHWM")}
+    end_rss = status_mb(proc.pid, "VmRSS")
     setup.procs.stop(proc)
     setup.procs.stop(influxd)
     scrapes = int(after[0] - before[0])
     return Figures("fobs", seconds, scrapes,
                    int(round(seconds / setup.interval * (setup.targets + 1))),
-                   int(after[1] - before[1]), scrapes * per_scrape, cpu, rss, fleet, idle)
+                   int(after[1] - before[1]), scrapes * per_scrape, cpu, rss, fleet, idle,
+                   end_rss)
 
 
 def scrape_config(setup: Setup) -> tuple[str, float]:
