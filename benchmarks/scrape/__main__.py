@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--sides", default=",".join(SIDES))
     parser.add_argument("--fleet-procs", type=int, default=0,
-                        help="fleet processes (default: one per 250 targets, at least 2)")
+                        help="fleet processes (default: one per 250 targets, 2 to 16)")
     parser.add_argument("--batch-size", type=int, help="fobs output batch_size")
     parser.add_argument("--gzip", action=argparse.BooleanOptionalAction, default=None,
                         help="fobs output gzip (default: the output's default)")
@@ -153,7 +153,7 @@ def main() -> None:
     chosen = [s for s in args.sides.split(",") if s]
     if not set(modes) <= set(MODES) or not set(chosen) <= set(SIDES):
         parser.error(f"--modes from {', '.join(MODES)}; --sides from {', '.join(SIDES)}")
-    parts = args.fleet_procs or max(2, -(-args.targets // 250))
+    parts = args.fleet_procs or max(2, min(16, -(-args.targets // 250)))
     writes: dict[str, Any] = {}
     if args.batch_size:
         writes["batch_size"] = args.batch_size
