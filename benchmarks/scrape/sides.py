@@ -82,6 +82,7 @@ class Setup:
     fleet_pids: list[int]
     writes: dict[str, Any] = field(default_factory=dict)    # fobs output overrides
     profile: Path | None = None       # fobs: run the collector under cProfile, stats here
+    cache: dict[str, float] = field(default_factory=dict)   # fobs: measured once per fleet
 
 
 def fresh(setup: Setup, name: str) -> Path:
@@ -206,8 +207,10 @@ def bench_fobs(setup: Setup, python: str) -> Figures:
     status_port, varz_port = free_ports(2)
     config = setup.procs.workdir / "collector.toml"
     config.write_text(collector_config(setup, varz_port, status_port, influx))
-    per_scrape = values_per_scrape(config, python, setup)
-    idle = idle_rss(setup, python)
+    if "values" not in setup.cache:            # the same fleet gives the same figures
+        setup.cache["values"] = values_per_scrape(config, python, setup)
+        setup.cache["idle"] = idle_rss(setup, python)
+    per_scrape, idle = setup.cache["values"], setup.cache["idle"]
     profiler = ["-m", "cProfile", "-o", str(setup.profile)] if setup.profile else []
     proc = setup.procs.start("collector", [python, *profiler, "-m", "fobs.collector",
                                            "--config", str(config)])
