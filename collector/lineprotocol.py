@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from fobs.collector.point import FieldValue, Point
 
@@ -155,7 +155,8 @@ class Encoder:
                 stamp = f" {t}"
                 last_t = t
             body = ""
-            for k, v in fields.items():
+            values: Iterable[tuple[str, Any]] = fields.items()   # checked by type() below
+            for k, v in values:
                 try:
                     ek = keys[k]
                 except KeyError:
