@@ -4,8 +4,9 @@
     ├── SpoolError          a spool directory cannot be used (locked by another process, not
     │                       writable) or a record cannot be stored; at start-up the fan-out turns
     │                       it into a ConfigError naming `outputs.spool_dir`
-    └── ResponseTooLarge    a scrape's body went past `scrape.max_response_bytes`; the scrape
-                            reports it as error class `too_large` and never raises it further
+    └── ResponseTooLarge    a scrape's body went past `scrape.max_response_bytes` (or the bodies
+                            in flight together past their budget); the scrape reports it as
+                            error class `too_large` and never raises it further
 
 Two other trees sit beside this one: what a historian write ends in (`HistorianError`, in
 `fobs.collector.historians.errors`), and a user's config mistake (`ConfigError`, in
@@ -24,8 +25,8 @@ class SpoolError(CollectorError):
 
 
 class ResponseTooLarge(CollectorError):
-    """The response body went past `max_response_bytes`."""
+    """The response body went past `max_response_bytes` (or all bodies in flight past theirs)."""
 
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"response larger than {limit} bytes")
+    def __init__(self, limit: int, what: str = "response") -> None:
+        super().__init__(f"{what} larger than {limit} bytes")
         self.limit = limit

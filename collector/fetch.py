@@ -6,6 +6,9 @@ GETs a URL. Bodies are read in chunks and abandoned past `max_response_bytes`
 chunk at a time with `max_length` set to what is left of the limit, so a decompression bomb (61 KB
 of gzip that inflates to 60 MiB) costs at most the limit plus one chunk. aiohttp's own
 `auto_decompress` is off because it inflates each network chunk whole before anyone can count.
+The bodies being read at one time share a budget too (`max_buffered_bytes`, by default
+BUFFERED_BODIES × `max_response_bytes`: 64 MiB), so 256 scrapes of bombs in flight cost that,
+not 256 × 8 MiB; a scrape that would go past it fails as `too_large`.
 Every exception a request can end in is mapped onto the closed `scrape.error` vocabulary of
 docs/schema.md by `error_class`, here at the one boundary where aiohttp's types are known.
 
@@ -19,7 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import partial
 
 import aiohttp
 from aiohttp import hdrs
@@ -28,6 +32,7 @@ from aiohttp.typedefs import StrOrURL
 from fobs.collector.errors import ResponseTooLarge
 
 CHUNK = 64 * 1024
+BUFFERED_BODIES = 8      # default budget of all bodies in flight, in max_response_bytes
 ENCODINGS = ("gzip", "x-gzip", "deflate")       # what we ask for and inflate ourselves
 _GZIP_OR_ZLIB = 32 + zlib.MAX_WBITS             # zlib: detect a gzip or a zlib header
 
@@ -35,9 +40,13 @@ _GZIP_OR_ZLIB = 32 + zlib.MAX_WBITS             # zlib: detect a gzip or a zlib 
 class Fetcher:
     """GETs for every scrape of one collector, through one connection pool."""
 
-    def __init__(self, max_in_flight: int, max_response_bytes: int) -> None:
+    def __init__(self, max_in_flight: int, max_response_bytes: int,
+                 max_buffered_bytes: int = 0) -> None:
+        """`max_buffered_bytes`: all bodies being read at once (0 = BUFFERED_BODIES bodies)."""
         self.max_in_flight = max_in_flight
         self.max_response_bytes = max_response_bytes
+        self.max_buffered_bytes = max_buffered_bytes or BUFFERED_BODIES * max_response_bytes
+        self.buffered = 0        # decoded bytes held by the reads in flight now
         self.session: aiohttp.ClientSession | None = None
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
 
@@ -71,14 +80,27 @@ class Fetcher:
             length = resp.content_length
             if length is not None and length > limit:
                 raise ResponseTooLarge(limit)
-            return status, await read_body(resp, limit)
+            held = [0]
+            try:
+                return status, await read_body(resp, limit, partial(self._hold, held))
+            finally:
+                self.buffered -= held[0]
+
+    def _hold(self, held: list[int], size: int) -> None:
+        """Count `size` more decoded bytes of one read against the shared budget."""
+        held[0] += size
+        self.buffered += size
+        if self.buffered > self.max_buffered_bytes:
+            raise ResponseTooLarge(self.max_buffered_bytes, "responses in flight together")
 
 
-async def read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+async def read_body(resp: aiohttp.ClientResponse, limit: int,
+                    hold: Callable[[int], None] | None = None) -> bytes:
     """The decoded body of `resp`, at most `limit` bytes (else `ResponseTooLarge`).
 
     Both what arrives and what it inflates to are counted as they come, so neither a long body
-    nor a small compressed one that inflates to a large one is ever held past the limit."""
+    nor a small compressed one that inflates to a large one is ever held past the limit; `hold`
+    is told each decoded part's size (and may raise to stop the read)."""
     encoding = resp.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
     if encoding not in ("", "identity", *ENCODINGS):
         raise aiohttp.ClientPayloadError(f"unsupported Content-Encoding {encoding!r}")
@@ -91,6 +113,8 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
             raise ResponseTooLarge(limit)
         if inflate is None:
             size += len(chunk)
+            if hold is not None:
+                hold(len(chunk))
             parts.append(chunk)
             continue
         while chunk and not inflate.eof:
@@ -101,6 +125,8 @@ async def read_body(resp: aiohttp.ClientResponse, limit: int) -> bytes:
             size += len(out)
             if size > limit:
                 raise ResponseTooLarge(limit)
+            if hold is not None:
+                hold(len(out))
             parts.append(out)
             chunk = inflate.unconsumed_tail
     if inflate is not None and not inflate.eof:

@@ -4,6 +4,7 @@ on time. Compressed bodies that are fine still work."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import zlib
@@ -15,6 +16,8 @@ from aiohttp import web
 
 from fobs.collector.config import StaticTarget
 from fobs.collector.daemon import Collector
+from fobs.collector.errors import ResponseTooLarge
+from fobs.collector.fetch import Fetcher
 from tests.collector.collector_helpers import HttpTarget, MemoryOutputs, collector_config, serve
 
 MIB = 1024 * 1024
@@ -127,3 +130,42 @@ async def test_bad_or_unknown_encodings_fail_the_scrape(
         assert outputs.scrapes(job="Odd")[0].fields["error"] == "other"
     finally:
         await server.stop()
+
+
+async def test_bodies_in_flight_share_one_budget() -> None:
+    """Four 650 KB bodies against a 2 MB budget: while each holds its first 600 KB (the server
+    holds the rest back), one read goes past the budget and fails; the other three complete."""
+    gate = asyncio.Event()
+    first, rest = b"x" * 600_000, b"y" * 50_000
+
+    async def slow(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        resp.content_length = len(first) + len(rest)
+        await resp.prepare(request)
+        await resp.write(first)
+        await gate.wait()
+        await resp.write(rest)
+        await resp.write_eof()
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/varz", slow)
+    runner, host = await serve(app)
+    fetcher = Fetcher(max_in_flight=10, max_response_bytes=1 << 20, max_buffered_bytes=2_000_000)
+    fetcher.open()
+    try:
+        gets = [asyncio.create_task(fetcher.get(f"http://{host}/varz", None, 10.0))
+                for _ in range(4)]
+        done, _ = await asyncio.wait(gets, return_when=asyncio.FIRST_EXCEPTION, timeout=10)
+        assert done, "no read went past the budget"
+        assert fetcher.buffered <= 2_000_000
+        gate.set()
+        results = await asyncio.gather(*gets, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, ResponseTooLarge)]
+        assert len(failed) == 1 and "in flight together" in str(failed[0])
+        assert [len(r[1]) for r in results if isinstance(r, tuple)] == [650_000] * 3
+        assert fetcher.buffered == 0, "every read gives its bytes back"
+    finally:
+        gate.set()
+        await fetcher.close()
+        await runner.cleanup()
