@@ -37,6 +37,7 @@ from fobs.collector.point import ListAppender, Point
 from fobs.collector.target import Target
 from fobs.collector.timer import Timer
 from fobs.components.metrics import SummaryChild
+from fobs.components.text import escape_controls
 
 MEASUREMENT = "scrape"
 DURATION_WINDOW = 4096              # recent durations kept per endpoint for percentiles
@@ -250,7 +251,8 @@ class Scraper:
                 points = await self.scrape(entry.target, endpoint, entry.handler)
             self.commit(points)
         except Exception:
-            logger.exception("Scrape of {} {} failed unexpectedly", uuid, endpoint)
+            logger.exception("Scrape of {} {} failed unexpectedly", escape_controls(uuid),
+                             endpoint)
         finally:
             self.stats.in_flight -= 1
             entry.busy.discard(endpoint)
