@@ -198,7 +198,10 @@ class Membership:
             self.expired += 1
             logger.warning("Collector {} ({}) silent for {:.1f}s: its targets move", m.name,
                            m.uuid, now - m.heard)
-        self._recompute(min(m.heard_wall for m in dead))
+        # It scraped until about its last heartbeat; a scrape due a little before that may
+        # still have been waiting or in flight (a busy loop), so one interval of margin: a
+        # target due then is scraped again (a duplicate) rather than perhaps not at all.
+        self._recompute(min(m.heard_wall - m.interval for m in dead))
 
     def fenced(self, now: float | None = None) -> bool:
         """Cut off from NATS: our own heartbeat has not come back for interval × misses."""

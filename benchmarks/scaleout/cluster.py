@@ -17,6 +17,7 @@ of the benchmark and the assertions of the test come from one reading of the dat
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -31,7 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fobs.collector.config import DiscoveryConfig
+
 REPO = Path(__file__).resolve().parents[2]
+DISCOVERY_KEYS = {f.name for f in dataclasses.fields(DiscoveryConfig)}
 DB = "scaleout"
 FLEET_INDEX_STRIDE = 100_000      # fleet process k numbers its components from k × stride
 
@@ -60,6 +64,7 @@ class Rig:
     fleets: list[subprocess.Popen[bytes]] = field(default_factory=list)
     collectors: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
     status_ports: dict[int, int] = field(default_factory=dict)
+    discovery_extra: dict[str, Any] = field(default_factory=dict)   # more [discovery] keys
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         with open(self.workdir / f"{name}.log", "ab") as log:
@@ -92,6 +97,8 @@ class Rig:
             f"ping_interval = {s.nats_ping_interval}\n"
             f'[discovery]\nsharding = "rendezvous"\ndiscover_interval = {s.discover_interval}\n'
             f"heartbeat_interval = {s.heartbeat}\nheartbeat_misses = {s.misses}\n"
+            + "".join(f"{k} = {v!r}\n" for k, v in self.discovery_extra.items()
+                      if k in DISCOVERY_KEYS) +
             f"[scrape]\nvarz_interval = {s.interval}\nhealthz = false\n"
             f"first_scrape_window = {s.first_scrape_window}\n"
             f'[status]\naddress = "{f"127.0.0.1:{status_port}" if status_port else ""}"\n'
@@ -111,6 +118,19 @@ class Rig:
             proc.wait()
         return sent
 
+    def drain(self, index: int, wait: float = 60.0) -> str:
+        """Hand a killed collector's spool to its own config's outputs (`--drain`): what it
+        scraped in its last moments reaches InfluxDB, as an operator would make it."""
+        done = subprocess.run(
+            [sys.executable, "-m", "fobs.collector", "--config",
+             str(self.workdir / f"collector{index}.toml"), "--drain",
+             str(self.workdir / f"spool{index}"), "--wait", str(wait)],
+            cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+            text=True, timeout=wait + 30)
+        if done.returncode != 0:
+            raise RuntimeError(f"drain of collector {index}'s spool: {done.stdout}{done.stderr}")
+        return done.stdout.strip()
+
     def members(self, index: int) -> list[dict[str, Any]]:
         """A collector's view of the members (its status API)."""
         url = f"http://127.0.0.1:{self.status_ports[index]}/api/v1/targets"
@@ -127,6 +147,16 @@ class Rig:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def wait_for(check: Callable[[], bool], what: str, timeout: float, every: float = 0.5) -> None:
+    """Poll another process's state (a status API) until `check()`; a status document of a
+    large fleet is megabytes, so not more often than `every` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what}: not after {timeout:g}s")
+        time.sleep(every)
 
 
 def settled(rig: Rig, indexes: Sequence[int], targets: int) -> Callable[[], bool]:

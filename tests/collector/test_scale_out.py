@@ -88,6 +88,8 @@ def test_collectors_share_take_over_and_heal_within_one_interval(
         if nodes[0].proc is not None:
             nodes[0].proc.send_signal(signal.SIGCONT)
         rig.close()
+    # what collector 1 scraped and had not written when it was killed is in its spool
+    print("drain of collector 1:", rig.drain(1))
 
     scrapes = read_scrapes(influxd.url, marks["steady"] - 2 * I, marks["end"])
     m = marks
@@ -107,6 +109,10 @@ def test_collectors_share_take_over_and_heal_within_one_interval(
     report["node"] = node = window(scrapes, m["node"] - I, m["end"] - 2 * I, I, expect=FLEET)
     for name, figures in report.items():
         print(f"scale-out {name}: {figures}")
+    for key in kill.worst:
+        print("scale-out around the kill:", key, [(round(t - m["kill"], 3), c)
+                                                  for t, c in scrapes[key]
+                                                  if -3 * I < t - m["kill"] < 3 * I])
 
     assert steady.targets == FLEET and (steady.duplicates, steady.missed) == (0, 0), steady
     assert 0.15 * seen < changed < 0.35 * seen and seen == FLEET, report["moved"]
