@@ -14,7 +14,7 @@ from __future__ import annotations
 import codecs
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
 from fobs.syslog_agg.message import SyslogMessage
 from fobs.syslog_agg.text import escape_controls
@@ -42,7 +42,7 @@ def _i(value: int | None) -> str:
 
 _TRAILING = frozenset(("", "\r", "\n", "\x00"))
 EXACT_ERRORS = 16  # invalid sequences up to which invalid UTF-8 keeps its valid characters
-_last_invalid: list[Any] = [None, ""]  # the last invalid input decode_raw saw, and its text
+_last_invalid: tuple[bytes | None, str] = (None, "")  # the last invalid input, its text
 
 
 def decode_raw(raw: bytes) -> str:
@@ -65,13 +65,15 @@ def decode_raw(raw: bytes) -> str:
 
 def decode_invalid(raw: bytes) -> str:
     """`decode_raw` of input that `raw.decode()` has just refused."""
-    if raw is _last_invalid[0]:  # the parser decoded it, now the formatter: once is enough
-        return _last_invalid[1]
+    global _last_invalid
+    last, text = _last_invalid
+    if raw is last:  # the parser decoded it, now the formatter: once is enough
+        return text
     if raw.decode("utf-8", "replace").count("\ufffd") <= EXACT_ERRORS:  # in C, fast paths
         text = raw.decode("utf-8", "backslashreplace")
     else:
         text = codecs.escape_encode(raw)[0].decode("ascii")
-    _last_invalid[:] = raw, text
+    _last_invalid = (raw, text)
     return text
 
 

@@ -12,16 +12,20 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
+import operator
 import os
 import socket
 import ssl
 import termios
 import time
 from collections import deque
+from collections.abc import Callable
+from typing import Any
 
 from loguru import logger
 
 from fobs.syslog_agg.framing import Framer
+from fobs.syslog_agg.mmsg import BATCH, BatchReceiver
 from fobs.syslog_agg.stats import IntakeStats, ListenerStats
 
 __all__ = ["Intake", "UdpListener", "TcpListener", "Item", "bind_udp", "udp_drops",
@@ -96,7 +100,8 @@ def bind_udp(host: str, port: int, rcvbuf: int, reuse_port: bool) -> socket.sock
 
 
 class UdpListener:
-    """One UDP socket read with `recvfrom` in batches from the loop's reader callback."""
+    """One UDP socket read in batches from the loop's reader callback: `recvmmsg` (mmsg.py), 64
+    datagrams a system call, or `recvfrom` where it is missing."""
 
     def __init__(self, intake: Intake, host: str = "", port: int = 0, *, rcvbuf: int = 8 << 20,
                  reuse_port: bool = False, sock: socket.socket | None = None) -> None:
@@ -106,8 +111,13 @@ class UdpListener:
         self.address = self.sock.getsockname()[:2]
         self.rcvbuf_granted = rcvbuf_granted(self.sock)
         self._inode = os.fstat(self.sock.fileno()).st_ino
-        self._peers: dict[tuple[str, int], str] = {}
+        self._peers: dict[Any, str] = {}  # sender address (raw bytes or tuple) -> its text
         self._loop: asyncio.AbstractEventLoop | None = None
+        batch = BatchReceiver.open(self.sock, intake.max_message_size + 1)
+        self._receive: Callable[[], tuple[list[bytes], list[Any]]] = (
+            self._recvfrom if batch is None else batch.receive)
+        self._peer: Callable[[Any], str] = (
+            operator.itemgetter(0) if batch is None else batch.peer)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -118,45 +128,66 @@ class UdpListener:
     def _on_readable(self) -> None:
         intake = self.intake
         stats = intake.stats
-        recvfrom = self.sock.recvfrom
-        bufsize = intake.max_message_size + 1
         limit = intake.max_message_size
         queue = intake.queue
         capacity = intake.capacity
         peers = self._peers
         now = time.time()
         n = nbytes = 0
-        for _ in range(_UDP_BATCH):
+        for _ in range(_UDP_BATCH // BATCH):
             try:
-                data, addr = recvfrom(bufsize)
-            except (BlockingIOError, InterruptedError):
-                break
+                datagrams, senders = self._receive()
             except OSError as e:  # e.g. ICMP errors surfacing on the socket: keep reading
                 logger.warning("UDP receive error: {}", e)
                 break
-            size = len(data)
-            if size <= 1 and (size == 0 or data == b"\x00"):
-                stats.probes += 1  # monit's UDP port test sends one NUL byte
-                continue
-            n += 1
-            nbytes += size
-            if len(queue) >= capacity:
-                stats.dropped += 1
-                continue
-            peer = peers.get(addr)
-            if peer is None:
-                if len(peers) > 10000:
-                    peers.clear()
-                peer = peers[addr] = addr[0]
-            if size > limit:
-                stats.truncated += 1
-                queue.append((data[:limit], peer, now, True))
-            else:
-                queue.append((data, peer, now, False))
+            if not datagrams:
+                break
+            for data, sender in zip(datagrams, senders, strict=True):
+                size = len(data)
+                if size <= 1 and (size == 0 or data == b"\x00"):
+                    stats.probes += 1  # monit's UDP port test sends one NUL byte
+                    continue
+                n += 1
+                nbytes += size
+                if len(queue) >= capacity:
+                    stats.dropped += 1
+                    continue
+                peer = peers.get(sender)
+                if peer is None:
+                    if len(peers) > 10000:
+                        peers.clear()
+                    peer = peers[sender] = self._peer(sender)
+                if size > limit:
+                    stats.truncated += 1
+                    queue.append((data[:limit], peer, now, True))
+                else:
+                    queue.append((data, peer, now, False))
+            if len(datagrams) < BATCH:
+                break  # the socket is empty
         stats.received += n
         stats.received_bytes += nbytes
         if n:
             intake.ready.set()
+
+    def _recvfrom(self) -> tuple[list[bytes], list[Any]]:
+        """`BatchReceiver.receive` with one `recvfrom` per datagram (no recvmmsg)."""
+        recvfrom = self.sock.recvfrom
+        bufsize = self.intake.max_message_size + 1
+        datagrams: list[bytes] = []
+        senders: list[Any] = []
+        for _ in range(BATCH):
+            try:
+                data, addr = recvfrom(bufsize)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as e:
+                if not datagrams:
+                    raise
+                logger.warning("UDP receive error: {}", e)  # keep what was read before it
+                break
+            datagrams.append(data)
+            senders.append(addr)
+        return datagrams, senders
 
     def kernel_drops(self) -> int | None:
         """Datagrams the kernel dropped for this socket (buffer full), or None."""

@@ -62,10 +62,10 @@ class Pipeline:
         counts = stats.components
         formats = stats.formats
         out: dict[tuple[str, str], list[str]] = {}
-        admit = publish = None
         refused: dict[str, int] = {}  # component -> messages the tail refused in this slice
-        if self.tail is not None:
-            admit, publish, limited = self.tail
+        tail = self.tail
+        if tail is not None:
+            admit, publish, limited = tail
         mono = time.monotonic()
         for _ in range(n):
             data, peer, when, truncated = popleft()
@@ -91,7 +91,7 @@ class Pipeline:
             if lines is None:
                 lines = out[key] = []
             lines.append(line(msg, component, self._received, peer))
-            if admit is not None:
+            if tail is not None:
                 if component in refused:
                     refused[component] += 1
                 elif admit(component, mono):

@@ -3,7 +3,8 @@
 Invalid UTF-8 is rendered exactly (`\\xNN` for the invalid bytes only) while it has few invalid
 sequences, and byte by byte as a bytes literal once it is binary; the Cloud Foundry forwarder's
 form parsed by the fast regex gives what the general RFC 3164 path gives; the pipeline hands on a
-slice's lines joined per (component, day), in order, and counts what the tail refused.
+slice's lines joined per (component, day), in order, and counts what the tail refused; UDP
+read with recvmmsg gives what recvfrom gives.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import codecs
 import random
 import re
+import socket
 import time
 from collections import deque
 from datetime import UTC, datetime
@@ -20,6 +22,8 @@ import pytest
 from fobs.syslog_agg import parser
 from fobs.syslog_agg.config import TailConfig
 from fobs.syslog_agg.lines import EXACT_ERRORS, decode_raw
+from fobs.syslog_agg.listeners import Intake, UdpListener
+from fobs.syslog_agg.mmsg import BatchReceiver
 from fobs.syslog_agg.pipeline import Pipeline
 from fobs.syslog_agg.router import Router, RoutingConfig
 from fobs.syslog_agg.tail import Tail
@@ -77,3 +81,26 @@ def test_a_slice_is_handed_on_joined_in_order_and_refusals_are_counted() -> None
             str(i) for i in range(k, 10, 2)]
     assert published == ["c0", "c1", "c0", "c1"]  # burst 2 each
     assert tail.stats.rate_limited == 6
+
+
+@pytest.mark.parametrize("batched", [True, False])
+async def test_udp_reads_the_same_with_recvmmsg_and_recvfrom(
+        batched: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not batched:
+        monkeypatch.setattr(BatchReceiver, "open", classmethod(lambda cls, sock, size: None))
+    intake = Intake(1000, 480)
+    udp = UdpListener(intake, "127.0.0.1", 0)
+    assert (udp._receive.__name__ == "receive") == batched
+    sent = [b"<14>1 - h app - - - n=%d" % i for i in range(150)] + [b"\x00", b"y" * 600]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.2", 0))
+        for data in sent:
+            s.sendto(data, udp.address)
+    udp.drain()  # reads until the socket is empty, several batches
+    udp.sock.close()
+    assert intake.stats.received == 151 and intake.stats.probes == 1
+    assert intake.stats.truncated == 1
+    items = list(intake.queue)
+    assert [data for data, _, _, _ in items] == sent[:150] + [b"y" * 480]
+    assert {peer for _, peer, _, _ in items} == {"127.0.0.2"}
+    assert [t for _, _, _, t in items] == [False] * 150 + [True]
