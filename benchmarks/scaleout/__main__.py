@@ -13,9 +13,11 @@ default heartbeat 1 s × 3 misses, /varz only), waits until they share the fleet
   `scrape` points and their `collector` tag: a duplicate is two scrapes of a target less than
   half an interval apart, a miss a gap above 1.5 intervals, counted per interval left out);
 - join: one more collector starts; the share of targets whose collector changed;
-- kill -9 of one collector: for each of its targets, the time from the kill to a survivor's
-  first scrape (median and worst), targets never taken over, duplicates and misses in the
-  change window (kill − 1 interval … kill + 3 intervals).
+- kill -9 of one collector: when the first survivor declared it dead (its log), for each of its
+  targets the time from the kill to a survivor's first scrape (median and worst: a target is
+  taken on its phase, so up to one interval), targets never taken over, duplicates and misses
+  in the change window (kill − 1 interval … kill + 3 intervals), after its spool was drained
+  (`fobs collector --drain`) so its last scrapes count.
 
 Then every collector is stopped (SIGTERM) and the next run begins on the same fleet. The
 figures are printed per run and as medians over the runs. Every process is stopped by its pid.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shutil
 import signal
 import statistics
 import tempfile
@@ -37,6 +40,7 @@ from benchmarks.scaleout.cluster import (
     Rig,
     Settings,
     cpu_seconds,
+    detected,
     moved,
     read_scrapes,
     settled,
@@ -100,9 +104,10 @@ def one_run(rig: Rig, args: argparse.Namespace, run: int, ports: list[int]) -> d
 
     scrapes = read_scrapes(rig.influx_url, steady_from - 2 * i, end)
     steady = window(scrapes, steady_from, steady_to, i, expect=args.targets)
-    changed, seen = moved(scrapes, (join_at - 2 * i, join_at), (joined + i, died))
+    changed, seen_both = moved(scrapes, (join_at - 2 * i, join_at), (joined + i, died))
     change = window(scrapes, died - i, end - i, i, expect=args.targets)
     taken = takeover(scrapes, str(victim), died, i, end)
+    seen = detected(rig, [*members[1:], joiner], died)
     per_collector = {}
     for m in members:
         done = sum(1 for times in scrapes.values() for t, c in times
@@ -110,7 +115,8 @@ def one_run(rig: Rig, args: argparse.Namespace, run: int, ports: list[int]) -> d
         per_collector[m] = (cpu[m] / args.window * 100, cpu[m] / done * 1000 if done else math.nan,
                             done)
     return {"settle_s": round(settle, 1), "steady": steady, "per_collector": per_collector,
-            "moved": (changed, seen), "change": change, "takeover": taken}
+            "moved": (changed, seen_both), "change": change, "takeover": taken,
+            "detected": seen}
 
 
 def main() -> int:
@@ -145,7 +151,10 @@ def main() -> int:
             rig.close()
         influxd.stop()
         cluster.stop()
-        print(f"(work directory {workdir}{' kept' if args.keep else ''})")
+        if args.keep:
+            print(f"(work directory {workdir} kept)")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     if results:
         medians(results)
     return 0
@@ -158,6 +167,7 @@ def report(run: int, r: dict[str, Any]) -> None:
     print(f"run {run}: settled in {r['settle_s']} s | steady: {s.scrapes} scrapes, "
           f"{s.duplicates} duplicates, {s.missed} missed, max gap {s.max_gap} s | CPU {cpu} | "
           f"join moved {r['moved'][0]}/{r['moved'][1]} | kill -9: {t.targets} targets, "
+          f"declared dead after {r['detected']} s, "
           f"takeover median {t.median_wait} s, worst {t.worst_wait} s, never {t.never}, "
           f"duplicates {t.duplicates}; change window missed {c.missed}, max gap {c.max_gap} s",
           flush=True)
@@ -176,6 +186,7 @@ def medians(results: list[dict[str, Any]]) -> None:
         "CPU s per 1,000 scrapes": med(per_k),
         "targets moved on join, %": med([100 * r["moved"][0] / max(1, r["moved"][1])
                                           for r in results]),
+        "kill -9 declared dead after, s": med([r["detected"] for r in results]),
         "takeover after kill -9, median s": med([r["takeover"].median_wait for r in results]),
         "takeover after kill -9, worst s": med([r["takeover"].worst_wait for r in results]),
         "duplicates during takeover": med([r["takeover"].duplicates for r in results]),

@@ -29,6 +29,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -296,6 +297,18 @@ def takeover(scrapes: Scrapes, victim: str, died: float, interval: float,
     median = waits[len(waits) // 2] if waits else math.inf
     return Takeover(len(waits) + never, round(max(waits, default=math.inf), 3),
                     round(median, 3), never, dup)
+
+
+def detected(rig: Rig, survivors: Sequence[int], died: float) -> float:
+    """Seconds from a death to the first survivor declaring it dead (its log line)."""
+    seen = []
+    for index in survivors:
+        for line in (rig.workdir / f"collector{index}.log").read_text().splitlines():
+            if "silent for" in line and "its targets move" in line:
+                stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S.%f").timestamp()
+                if stamp > died:
+                    seen.append(stamp - died)
+    return round(min(seen, default=math.inf), 3)
 
 
 def cpu_seconds(pid: int) -> float:
