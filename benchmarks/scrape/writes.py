@@ -4,9 +4,10 @@
 
 The line protocol is what the collector writes for the cf fleet's payloads (cffleet's fixtures
 through the real handlers and encoder, plus each scrape's `scrape` point, 1,000 targets scraped
-every second). For each choice the same points go to a fresh database of one private influxd
-over one keep-alive HTTP connection, and the benchmark reports influxd's CPU and this process's
-CPU (gzip plus HTTP) per 1,000 points, the median of R repeats:
+every second). The series are made first; then for each choice ten seconds of the fleet's points
+(new times for the same series) go to one private influxd over one keep-alive HTTP connection,
+and the benchmark reports influxd's CPU from idle to idle again (what it does after answering
+counts) and this process's CPU (gzip plus HTTP) per 1,000 points, the median of R repeats:
 
 - points per write (the output's `batch_size`): 500 … 20,000;
 - gzip on or off at level 1 (InfluxV1's), on loopback;
@@ -34,7 +35,7 @@ from fobs.influxd import find_influxd, influxd_config
 T0 = 1_700_000_000_000_000_000
 
 
-def lines(scrapes: int, targets: int = 1000) -> list[bytes]:
+def lines(scrapes: int, targets: int = 1000, t0: int = T0) -> list[bytes]:
     """One encoded scrape per element (its points' lines), as the collector spools them."""
     enc = Encoder()
     varz = {name: fixture(name) for _, name in MIX}
@@ -42,7 +43,7 @@ def lines(scrapes: int, targets: int = 1000) -> list[bytes]:
     for i in range(scrapes):
         kind, name = MIX[i % len(MIX)]
         index = i % targets
-        t = T0 + (i // targets) * 1_000_000_000 + index * 997_000    # spread over the second
+        t = t0 + (i // targets) * 1_000_000_000 + index * 997_000    # spread over the second
         app = ListAppender({"deployment": "bench", "job": kind, "index": str(index),
                             "ip": "127.0.0.1"}, t)
         handler_for(kind)(varz[name], app)
@@ -79,11 +80,10 @@ def main() -> None:
                         help="the first 1,000 (one per target) only create the series")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    every = lines(args.scrapes)
-    warmup, scrapes = every[:1000], every[1000:]
-    points = sum(s.count(b"\n") for s in scrapes)
-    print(f"{len(scrapes)} scrapes of the cf fleet measured: {points} points, "
-          f"{sum(map(len, scrapes)) / 1e6:.1f} MB of line protocol")
+    warmup = lines(1000)
+    measured = args.scrapes - 1000
+    points = sum(s.count(b"\n") for s in lines(measured, t0=T0 + 10**9))
+    print(f"{measured} scrapes of the cf fleet measured each time: {points} points")
     with tempfile.TemporaryDirectory(prefix="fobs-bench-writes-") as tmp:
         procs = Processes(Path(tmp))
         try:
@@ -93,6 +93,9 @@ def main() -> None:
             influxd = procs.start("influxd", [find_influxd() or "influxd", "-config", str(conf)])
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
             wait_until(lambda: _ping(conn), "influxd", 30)
+            conn.request("POST", "/query?q=CREATE+DATABASE+bench")
+            conn.getresponse().read()
+            write_all(conn, "bench", batch(warmup, 5000), False, "ns")   # the series exist
             print(f"{'points/write':>12} {'gzip':>5} {'prec':>4} {'writes':>7} "
                   f"{'influxd ms/1k':>14} {'client ms/1k':>13} {'sum ms/1k':>10}")
             n = 0
@@ -101,18 +104,14 @@ def main() -> None:
                     for precision in (("ns", "s") if size == 5000 else ("ns",)):
                         server, client = [], []
                         for _ in range(args.repeat):
-                            n += 1
-                            db = f"b{n}"
-                            conn.request("POST", f"/query?q=CREATE+DATABASE+{db}")
-                            conn.getresponse().read()
-                            batches = batch(scrapes, size)
+                            n += 1                # new times for the same series
+                            batches = batch(lines(measured, t0=T0 + n * 3600 * 10**9), size)
                             if precision == "s":
                                 batches = [to_seconds(b) for b in batches]
-                            write_all(conn, db, batch(warmup, size), gz, "ns")
-                            time.sleep(0.5)
+                            settle(influxd.pid)
                             c0 = cpu_seconds(influxd.pid)
-                            client.append(write_all(conn, db, batches, gz, precision))
-                            time.sleep(0.5)               # what influxd does after answering
+                            client.append(write_all(conn, "bench", batches, gz, precision))
+                            settle(influxd.pid)   # what influxd does after answering counts
                             server.append(cpu_seconds(influxd.pid) - c0)
                         s, c = statistics.median(server), statistics.median(client)
                         print(f"{size:>12} {str(gz):>5} {precision:>4} {len(batches):>7} "
@@ -120,6 +119,16 @@ def main() -> None:
                               f"{(s + c) / points * 1e6:>10.3f}", flush=True)
         finally:
             procs.stop_all()
+
+
+def settle(pid: int, idle: float = 0.03, limit: float = 20.0) -> None:
+    """Wait until influxd has been idle (under `idle` of a core) for half a second."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        c0 = cpu_seconds(pid)
+        time.sleep(0.5)
+        if cpu_seconds(pid) - c0 < idle * 0.5:
+            return
 
 
 def batch(scrapes: list[bytes], size: int) -> list[bytes]:
