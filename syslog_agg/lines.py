@@ -41,6 +41,7 @@ def _i(value: int | None) -> str:
 
 
 _TRAILING = frozenset(("", "\r", "\n", "\x00"))
+_PLAIN = bytes([0x09, *range(0x20, 0x7F)])  # bytes written as they are in a text line
 EXACT_ERRORS = 16  # invalid sequences up to which invalid UTF-8 keeps its valid characters
 _last_invalid: tuple[bytes | None, str] = (None, "")  # the last invalid input, its text
 
@@ -92,6 +93,8 @@ class Formatter:
     @staticmethod
     def _text(msg: SyslogMessage, component: str, received: str, peer: str) -> str:
         raw = msg.raw  # raw_text, inlined: this runs once per message
+        if not raw.translate(None, _PLAIN):  # printable ASCII and tabs only (nearly always)
+            return f"{received} {peer} {raw.decode('ascii')}\n"
         try:
             text = raw.decode()
         except UnicodeDecodeError:

@@ -169,7 +169,7 @@ def _rfc5424(data: bytes, text: str, m: re.Match[str]) -> SyslogMessage | None:
         data, "rfc5424", pri >> 3, pri & 7, timestamp,
         None if host == "-" else host, None if app == "-" else app,
         None if procid == "-" else procid, None if msgid == "-" else msgid,
-        sd, message, None, False, int(ver))
+        sd, message, None, False, 1 if ver == "1" else int(ver))
 
 
 def _ts5424(ts: str) -> datetime | None:
