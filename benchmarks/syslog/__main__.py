@@ -1,359 +1,285 @@
-"""UDP and TCP syslog ingest: the fobs aggregator against rsyslogd, in the same run.
+"""UDP and TCP syslog ingest: the fobs aggregator in its default configuration against rsyslogd.
 
-    python -m benchmarks.syslog [--messages N] [--rates 50000,100000,...] [--repeat R] [--only NAME]
+    python -m benchmarks.syslog [--quick] [--messages N] [--rates 50000,...,max] [--repeat R]
+                                [--senders P] [--only fobs|rsyslogd] [--udp-workers N]
 
-For each receiver (fobs: `python -m fobs.syslog_agg`, full parsing, per-component text files;
-rsyslogd: imudp/imtcp writing one file, both in the foreground with their own config in a temp
-dir, 8 MiB receive buffer) and each target rate, a sender process sends N numbered RFC 5424
-datagrams of ~200 bytes over loopback, paced in bursts of 1 ms; "max" sends as fast as one
-Python sender can. Received = unique sequence numbers in the output files once they stop
-growing. Then N messages go over one TCP connection (LF framing) as fast as possible.
-Figures: accepted msgs/s (received / time from the first send to the last line written),
-loss %, receiver CPU µs per message, peak RSS. The highest rate with zero loss is the headline.
-Every process started here is stopped by its pid.
+Both receivers run one after the other in the same run (receivers.py). Senders (senders.py) are
+P processes sending with sendmmsg, so that together they outrun either receiver:
+- UDP: N numbered RFC 5424 datagrams of ~200 B at each target rate (paced per millisecond;
+  `max` = as fast as the senders go). Received = unique sequence numbers in the files;
+  `rcvbuf` = the change of the kernel's Udp RcvbufErrors over the run.
+- TCP: N messages over 1 and over 100 connections, LF framing and octet counting.
+- Fuzz: hostile datagrams (random bytes, mutated and truncated RFC 5424/3164, invalid UTF-8,
+  NULs, 1 % oversized) against the same number of clean ones at the same rate: CPU per message
+  of each, and received = lines written (fobs writes one line per datagram). `fuzz` is a fresh
+  receiver (for fobs that includes making a directory and a file for each of up to
+  routing.max_components made-up names); `fuzz-warm` measures a second sending of the same
+  datagrams to the same receiver.
+- Parse: in this process, CPU per message of `parse()` alone and of the pipeline's
+  parse → route → count → format, for plain RFC 5424, the CF forwarder form, BSD, and fuzz.
+Each figure: the median of R runs; CPU is summed over the receiver's processes (µs per message
+received), RSS is the peak (VmHWM) summed over them. Ratios are fobs / rsyslogd of this run.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import resource
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, fields
 from pathlib import Path
 
-from fobs.components.process import CLOCK_TICKS, ProcFS
-
-REPO = Path(__file__).resolve().parents[2]
-SEQ = re.compile(rb"seq=(\d+)")
-COMPONENTS = 8
-RCVBUF = 8 << 20
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP a moment ago."""
-    while True:
-        with socket.socket() as t:
-            t.bind(("127.0.0.1", 0))
-            port = t.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
-                try:
-                    u.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-        return int(port)
-
-
-def message(i: int) -> bytes:
-    line = (f"<165>1 2026-11-24T15:56:52.{i % 1000000:06d}Z web-{i % 16:02d}.example.com "
-            f"vcap.comp{i % COMPONENTS} {4000 + i % 100} - - seq={i} GET /v2/apps/"
-            f"{i:08x} status=200 bytes=1234 duration_ms=12 from 10.0.0.7")
-    return line.ljust(200, "x").encode()
-
-
-SENDER = r"""
-import socket, sys, time
-port, n, rate = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
-from benchmarks.syslog.__main__ import message
-msgs = [message(i) for i in range(n)]
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-addr = ("127.0.0.1", port)
-send = s.sendto
-print("ready", flush=True)
-sys.stdin.readline()
-wall = time.time()
-start = time.perf_counter()
-if rate <= 0:
-    for m in msgs:
-        send(m, addr)
-else:
-    per_ms = max(1, int(rate / 1000))
-    i = 0
-    tick = start
-    while i < n:
-        for m in msgs[i:i + per_ms]:
-            try:
-                send(m, addr)
-            except BlockingIOError:
-                pass
-        i += per_ms
-        tick += per_ms / rate
-        delay = tick - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-elapsed = time.perf_counter() - start
-print(f"{wall!r} {elapsed!r}", flush=True)
-"""
+from benchmarks.syslog.receivers import REPO, Fobs, Receiver, Rsyslog, udp_rcvbuf_errors
 
 
 @dataclass
 class Result:
     receiver: str
-    mode: str
-    target: float
+    mode: str           # udp, fuzz, clean (fuzz's baseline), tcp1-lf, tcp100-octet, ...
+    target: float       # msgs/s asked of the senders (0 = max, or TCP)
     sent: int
-    received: int
-    send_rate: float
-    accepted_rate: float
-    cpu_us: float
+    received: float
+    send_rate: float    # what the senders achieved
+    sender_us: float    # senders' CPU per message
+    accepted: float     # received / (first send .. last output growth)
+    cpu_us: float       # receiver CPU per message received
+    procs: int
     rss_mb: float
+    rcvbuf: float       # kernel RcvbufErrors during the run
 
     @property
     def loss(self) -> float:
         return 100.0 * (self.sent - self.received) / self.sent
 
 
-class Receiver:
-    """One receiver process on a fresh port and directory."""
-
-    name = "?"
-
-    def __init__(self, work: Path) -> None:
-        self.work = work
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.cpu_start = 0.0
-
-    def command(self) -> list[str]:
-        raise NotImplementedError
-
-    def outputs(self) -> list[Path]:
-        raise NotImplementedError
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(self.command(), cwd=REPO, stdout=subprocess.DEVNULL,
-                                     stderr=open(self.work / "stderr.log", "wb"))
-        deadline = time.monotonic() + 20
-        while not _tcp_open(self.port):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start; see {self.work}/stderr.log")
-            time.sleep(0.05)
-        time.sleep(0.3)  # let startup work (imports, binding UDP) settle before measuring CPU
-        self.cpu_start = _cpu_seconds(self.proc.pid)
-
-    def output_size(self) -> int:
-        return sum(p.stat().st_size for p in self.outputs())
-
-    def wait_quiet(self, quiet: float = 0.7, timeout: float = 60.0) -> float:
-        """Time of the last growth of the output, once it has been still for `quiet` s."""
-        last_size, last_change = -1, time.time()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            size = self.output_size()
-            if size != last_size:
-                last_size, last_change = size, time.time()
-            elif time.time() - last_change > quiet:
-                break
-            time.sleep(0.02)
-        return last_change
-
-    def stop(self) -> tuple[float, float]:
-        """SIGTERM, wait; (CPU seconds used since start(), peak RSS in MiB)."""
-        assert self.proc is not None
-        cpu_end = _cpu_seconds(self.proc.pid)
-        # VmHWM, not wait4's ru_maxrss: Linux carries the forking parent's peak into the child;
-        # summed over the process tree (an upper bound of the peak of the sum)
-        peak_kib = _status_kib(self.proc.pid, "VmHWM")
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait()
-        return cpu_end - self.cpu_start, peak_kib / 1024
-
-    def count(self) -> int:
-        seen: set[bytes] = set()
-        for path in self.outputs():
-            seen.update(SEQ.findall(path.read_bytes()))
-        return len(seen)
-
-
-class Fobs(Receiver):
-    name = "fobs"
-    workers = 2
-
-    def command(self) -> list[str]:
-        config = self.work / "syslog.toml"
-        config.write_text(
-            f'register = false\n[listen]\nudp = "127.0.0.1:{self.port}"\n'
-            f'tcp = "127.0.0.1:{self.port}"\nudp_rcvbuf = {RCVBUF}\n'
-            f'udp_workers = {self.workers}\n'
-            f'[store]\nroot = "{self.work / "logs"}"\nflush_interval = 0.2\n'
-            f'[tail]\nenabled = false\n')
-        return [sys.executable, "-m", "fobs.syslog_agg", "--config", str(config)]
-
-    def outputs(self) -> list[Path]:
-        return list((self.work / "logs").rglob("*.log"))
-
-
-class Rsyslog(Receiver):
-    name = "rsyslogd"
-
-    def command(self) -> list[str]:
-        conf = self.work / "rsyslog.conf"
-        conf.write_text(f"""
-global(workDirectory="{self.work}" maxMessageSize="8k")
-module(load="imudp")
-module(load="imtcp")
-input(type="imudp" address="127.0.0.1" port="{self.port}" rcvbufSize="{RCVBUF}")
-input(type="imtcp" address="127.0.0.1" port="{self.port}")
-template(name="raw" type="string" string="%rawmsg%\\n")
-*.* action(type="omfile" file="{self.work}/out.log" template="raw" asyncWriting="on"
-           ioBufferSize="256k" flushInterval="1")
-""")
-        return ["rsyslogd", "-n", "-f", str(conf), "-i", str(self.work / "rsyslogd.pid")]
-
-    def outputs(self) -> list[Path]:
-        path = self.work / "out.log"
-        return [path] if path.exists() else []
-
-
-def _tcp_open(port: int) -> bool:
+def _senders(args: list[list[str]]) -> tuple[float, float, float, int]:
+    """Start sender processes, release them at once; (start, end, CPU s, messages)."""
+    procs = [subprocess.Popen([sys.executable, "-m", "benchmarks.syslog.senders", *a], cwd=REPO,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for a in args]
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
+        for p in procs:
+            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        reports = []
+        for p in procs:
+            assert p.stdout is not None
+            reports.append([float(x) for x in p.stdout.readline().split()])
+            p.wait()
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    start = min(r[0] for r in reports)
+    end = max(r[0] + r[1] for r in reports)
+    return start, end, sum(r[2] for r in reports), int(sum(r[3] for r in reports))
 
 
-def _tree(pid: int) -> list[int]:
-    """`pid` and its descendants (fobs UDP workers are child processes)."""
-    pids = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            pids += _tree(int(child))
-    return pids
-
-
-def _status_kib(pid: int, key: str) -> int:
-    """`key` (e.g. VmHWM) of /proc/PID/status, added up over the process tree."""
-    total = 0
-    for p in _tree(pid):
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                total += int(line.split()[1])
-    return total
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of the process tree."""
-    procfs = ProcFS()
-    stats = [procfs.stat(p) for p in _tree(pid)]
-    return sum(st.cpu_ticks for st in stats if st is not None) / CLOCK_TICKS
-
-
-def run_udp(cls: type[Receiver], base: Path, n: int, rate: float) -> Result:
-    work = Path(tempfile.mkdtemp(prefix=f"{cls.name}-udp-", dir=base))
+def _run(cls: type[Receiver], base: Path, mode: str, target: float,
+         sender_args: list[list[str]], count: str, warm: bool = False) -> Result:
+    """One receiver, one sending; with `warm`, the same sending once before, not measured
+    (the fuzz's component names, directories and files are then made already)."""
+    work = Path(tempfile.mkdtemp(prefix=f"{cls.name}-{mode}-", dir=base))
     receiver = cls(work)
     receiver.start()
-    sender = subprocess.Popen([sys.executable, "-c", SENDER, str(receiver.port), str(n),
-                               str(rate)], cwd=REPO, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    args = [[a[0], str(receiver.port), *a[1:]] for a in sender_args]
+    before = 0
     try:
-        assert sender.stdout is not None and sender.stdin is not None
-        sender.stdout.readline()  # messages built
-        sender.stdin.write("go\n")
-        sender.stdin.flush()
-        start_s, elapsed_s = sender.stdout.readline().split()
-        sender.wait()
-        end = receiver.wait_quiet()
+        if warm:
+            _senders(args)
+            receiver.wait_quiet()
+            receiver.mark()
+            before = receiver.count_lines()
+        errors = udp_rcvbuf_errors()
+        start, end_send, sender_cpu, n = _senders(args)
+        end = max(receiver.wait_quiet(), end_send)
+        errors = udp_rcvbuf_errors() - errors
     finally:
-        if sender.poll() is None:
-            sender.kill()
-            sender.wait()
-        cpu, rss = receiver.stop()
-    received = receiver.count()
-    duration = max(end - float(start_s), float(elapsed_s))
-    return Result(cls.name, "udp", rate, n, received, n / float(elapsed_s),
-                  received / duration, cpu / max(received, 1) * 1e6, rss)
+        cpu, procs, rss = receiver.stop()
+    received = receiver.count_seq() if count == "seq" else receiver.count_lines() - before
+    return Result(cls.name, mode, target, n, received, n / (end_send - start),
+                  sender_cpu / n * 1e6, received / (end - start),
+                  cpu / max(received, 1) * 1e6, procs, rss, errors)
 
 
-def run_tcp(cls: type[Receiver], base: Path, n: int) -> Result:
-    work = Path(tempfile.mkdtemp(prefix=f"{cls.name}-tcp-", dir=base))
-    receiver = cls(work)
-    receiver.start()
-    data = b"".join(message(i) + b"\n" for i in range(n))
-    start = time.time()
-    try:
-        with socket.create_connection(("127.0.0.1", receiver.port)) as s:
-            s.sendall(data)
-        sent_at = time.time()
-        end = receiver.wait_quiet()
-    finally:
-        cpu, rss = receiver.stop()
-    received = receiver.count()
-    return Result(cls.name, "tcp", 0, n, received, n / (sent_at - start),
-                  received / max(end - start, 1e-6), cpu / max(received, 1) * 1e6, rss)
+def run_udp(cls: type[Receiver], base: Path, n: int, rate: float, senders: int,
+            kind: str = "clean", mode: str = "udp", warm: bool = False) -> Result:
+    return _run(cls, base, mode, rate,
+                [["udp", kind, str(n), str(rate), str(i), str(senders)] for i in range(senders)],
+                "lines" if kind == "fuzz" else "seq", warm)
 
 
-def median_result(results: list[Result]) -> Result:
+def run_tcp(cls: type[Receiver], base: Path, n: int, framing: str, conns: int) -> Result:
+    senders = 2 if conns > 1 else 1
+    return _run(cls, base, f"tcp{conns}-{framing}", 0,
+                [["tcp", framing, str(n), str(i), str(senders), str(conns // senders)]
+                 for i in range(senders)], "seq")
+
+
+def median(results: list[Result]) -> Result:
     first = results[0]
-    return Result(first.receiver, first.mode, first.target, first.sent,
-                  int(statistics.median(r.received for r in results)),
-                  statistics.median(r.send_rate for r in results),
-                  statistics.median(r.accepted_rate for r in results),
-                  statistics.median(r.cpu_us for r in results),
-                  max(r.rss_mb for r in results))
+    values = {f.name: statistics.median(getattr(r, f.name) for r in results)
+              for f in fields(Result) if f.name not in ("receiver", "mode", "target", "sent")}
+    values["rss_mb"] = max(r.rss_mb for r in results)
+    return Result(first.receiver, first.mode, first.target, first.sent, **values)
+
+
+def parse_costs(n: int) -> dict[str, tuple[float, float]]:
+    """CPU µs per message of parse() and of Pipeline.process (parse, route, count, format)."""
+    from datetime import UTC, datetime
+
+    from benchmarks.syslog.senders import fuzz_datagrams, message
+    from fobs.syslog_agg.config import SyslogAggConfig
+    from fobs.syslog_agg.parser import parse
+    from fobs.syslog_agg.pipeline import Pipeline
+    from fobs.syslog_agg.router import Router
+    from fobs.syslog_agg.tail import Tail
+
+    cfg = SyslogAggConfig()
+    cf = [b"<14>Nov 24 15:56:52 10.0.0.7 vcap.dea_next [job=dea_next index=%d]  msg %d" % (
+        i % 4, i) for i in range(n)]
+    bsd = [b"<34>Nov 24 15:56:52 host%d sshd[%d]: Accepted publickey for root" % (i % 9, i)
+           for i in range(n)]
+    sets = {"rfc5424": [message(i) for i in range(n)], "cf forwarder": cf, "rfc3164": bsd,
+            "fuzz": fuzz_datagrams(n)}
+    now = datetime.now(UTC)
+    out: dict[str, tuple[float, float]] = {}
+    for name, msgs in sets.items():
+        parse_us, pipe_us = [], []
+        for _ in range(3):
+            t = time.process_time()
+            for m in msgs:
+                parse(m, now=now)
+            parse_us.append((time.process_time() - t) / n * 1e6)
+            tail = Tail(cfg.tail)  # on by default; not connected here, as in the UDP runs
+            pipeline = Pipeline(Router(cfg.routing), cfg.store.format, lambda c, d, s: None,
+                                tail=(tail.admit, tail.publish, tail.limited))
+            when = time.time()  # one receive batch
+            for _ in range(2):  # the first pass meets every component name
+                queue = deque((m, "127.0.0.1", when, False) for m in msgs)
+                t = time.process_time()
+                while queue:
+                    pipeline.process(queue, min(len(queue), 2048))
+            pipe_us.append((time.process_time() - t) / n * 1e6)
+        out[name] = (min(parse_us), min(pipe_us))
+    return out
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.syslog", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--messages", type=int, default=100_000, help="per run (default 100000)")
-    parser.add_argument("--rates", default="50000,100000,150000,200000,max",
-                        help="target msgs/s, comma-separated; 'max' = unthrottled")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="runs per point, median reported (default 3)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer messages, rates and runs (about a minute)")
+    parser.add_argument("--messages", type=int, help="per UDP/TCP run (default 200000)")
+    parser.add_argument("--rates", help="target msgs/s, comma-separated; 'max' = unthrottled "
+                        "(default 50000,100000,150000,200000,300000,max)")
+    parser.add_argument("--repeat", type=int, help="runs per point, median reported (default 3)")
+    parser.add_argument("--senders", type=int, default=3, help="sender processes (default 3)")
+    parser.add_argument("--fuzz-rate", type=float, default=20000,
+                        help="msgs/s of the fuzz run and its clean baseline (default 20000)")
     parser.add_argument("--only", choices=("fobs", "rsyslogd"), help="one receiver only")
-    parser.add_argument("--udp-workers", type=int, default=Fobs.workers,
-                        help=f"fobs listen.udp_workers (default {Fobs.workers})")
+    parser.add_argument("--udp-workers", type=int,
+                        help="fobs listen.udp_workers (default: the config default)")
     args = parser.parse_args()
+    quick = args.quick
+    n = args.messages or (50_000 if quick else 200_000)
+    repeat = args.repeat or (1 if quick else 3)
+    rates_arg = args.rates or ("100000,max" if quick else "50000,100000,150000,200000,300000,max")
+    rates = [0.0 if r == "max" else float(r) for r in rates_arg.split(",")]
     Fobs.workers = args.udp_workers
-    rates = [0.0 if r == "max" else float(r) for r in args.rates.split(",")]
     receivers: list[type[Receiver]] = [Fobs, Rsyslog]
     if args.only:
         receivers = [r for r in receivers if r.name == args.only]
     resource.setrlimit(resource.RLIMIT_NOFILE, (4096, 4096))
-    print(f"{args.messages} messages of 200 B per run, {args.repeat} run(s) per point, "
-          f"{os.cpu_count()} CPUs, receive buffer {RCVBUF >> 20} MiB, "
-          f"fobs udp_workers={Fobs.workers}")
-    print(f"{'receiver':9} {'mode':4} {'target/s':>9} {'sent/s':>9} {'accepted/s':>10} "
-          f"{'loss %':>7} {'CPU µs/msg':>10} {'peak RSS MiB':>12}")
-    summary: dict[str, list[Result]] = {}
+    workers = "default config" if args.udp_workers is None else f"udp_workers={args.udp_workers}"
+    print(f"{n} messages of 200 B per run, {repeat} run(s) per point, {args.senders} sender "
+          f"processes, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; fobs {workers}")
+    print()
+    print("parse cost, CPU µs per message (in this process; min of 3):")
+    for name, (p, whole) in parse_costs(20_000 if quick else 50_000).items():
+        print(f"  {name:13} parse {p:6.2f}   parse+route+count+format {whole:6.2f}")
+    print()
+    print(f"{'receiver':9} {'mode':13} {'target/s':>9} {'sent/s':>9} {'snd µs':>6} "
+          f"{'accepted/s':>10} {'loss %':>7} {'rcvbuf':>7} {'CPU µs/msg':>10} {'procs':>5} "
+          f"{'RSS MiB':>7}")
+    results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-syslog-") as tmp:
         base = Path(tmp)
+
+        def point(run: object, *a: object) -> None:
+            r = median([run(*a) for _ in range(repeat)])  # type: ignore[operator]
+            results.append(r)
+            _print(r)
+
         for cls in receivers:
             for rate in rates:
-                r = median_result([run_udp(cls, base, args.messages, rate)
-                                   for _ in range(args.repeat)])
-                summary.setdefault(cls.name, []).append(r)
-                _print(r)
-            r = median_result([run_tcp(cls, base, args.messages) for _ in range(args.repeat)])
-            summary.setdefault(cls.name, []).append(r)
-            _print(r)
-    print()
-    best: dict[str, float] = {}
-    for name, results in summary.items():
-        clean = [r.send_rate for r in results if r.mode == "udp" and r.received == r.sent]
-        best[name] = max(clean, default=0.0)
-        tcp = next(r for r in results if r.mode == "tcp")
-        print(f"{name}: highest zero-loss UDP rate {best[name]:,.0f} msgs/s; "
-              f"TCP {tcp.accepted_rate:,.0f} msgs/s")
-    if "fobs" in best and best.get("rsyslogd"):
-        print(f"fobs / rsyslogd zero-loss UDP rate: {best['fobs'] / best['rsyslogd']:.2f}")
+                point(run_udp, cls, base, n, rate, args.senders)
+            fuzz_n = n // 2
+            point(run_udp, cls, base, fuzz_n, args.fuzz_rate, args.senders, "clean", "clean")
+            point(run_udp, cls, base, fuzz_n, args.fuzz_rate, args.senders, "fuzz", "fuzz")
+            point(run_udp, cls, base, fuzz_n, args.fuzz_rate, args.senders, "fuzz",
+                  "fuzz-warm", True)
+            for conns in (1, 100):
+                for framing in ("lf", "octet"):
+                    point(run_tcp, cls, base, n, framing, conns)
+    _summary(results)
     return 0
 
 
+def _summary(results: list[Result]) -> None:
+    print()
+    by = {(r.receiver, r.mode, r.target): r for r in results}
+    names = sorted({r.receiver for r in results}, reverse=True)
+    for name in names:
+        udp = [r for r in results if r.receiver == name and r.mode == "udp"]
+        clean = [r.send_rate for r in udp if r.received == r.sent]
+        top = max(udp, key=lambda r: r.send_rate, default=None)
+        line = f"{name}: highest zero-loss UDP rate {max(clean, default=0):,.0f} msgs/s"
+        if top is not None:
+            line += (f"; at the senders' top ({top.send_rate:,.0f}/s) {top.loss:.2f} % lost, "
+                     f"{top.cpu_us:.2f} µs/msg")
+        target = _fuzz_target(results)
+        cl = by.get((name, "clean", target))
+        for mode in ("fuzz", "fuzz-warm"):
+            fz = by.get((name, mode, target))
+            if fz and cl:
+                line += (f"; {mode} {fz.cpu_us:.2f} µs/msg = {fz.cpu_us / cl.cpu_us:.2f}x "
+                         f"clean, {fz.received:,.0f} of {fz.sent} lines")
+        print(line)
+    if len(names) == 2:
+        print("fobs / rsyslogd, same run:")
+        for r in results:
+            other = by.get(("rsyslogd", r.mode, r.target))
+            if r.receiver != "fobs" or other is None:
+                continue
+            what = f"{r.mode} {_target(r)}"
+            print(f"  {what:22} CPU/msg {r.cpu_us / other.cpu_us:5.2f}   accepted/s "
+                  f"{r.accepted / max(other.accepted, 1):5.2f}   "
+                  f"RSS {r.rss_mb / other.rss_mb:5.1f}")
+
+
+def _fuzz_target(results: list[Result]) -> float:
+    return next((r.target for r in results if r.mode == "fuzz"), 0.0)
+
+
+def _target(r: Result) -> str:
+    return "-" if r.mode.startswith("tcp") else ("max" if r.target == 0 else f"{r.target:,.0f}")
+
+
 def _print(r: Result) -> None:
-    target = "max" if r.target == 0 and r.mode == "udp" else ("-" if r.mode == "tcp"
-                                                              else f"{r.target:,.0f}")
-    print(f"{r.receiver:9} {r.mode:4} {target:>9} {r.send_rate:>9,.0f} {r.accepted_rate:>10,.0f} "
-          f"{r.loss:>7.2f} {r.cpu_us:>10.2f} {r.rss_mb:>12.1f}", flush=True)
+    print(f"{r.receiver:9} {r.mode:13} {_target(r):>9} {r.send_rate:>9,.0f} "
+          f"{r.sender_us:>6.2f} {r.accepted:>10,.0f} {r.loss:>7.2f} {r.rcvbuf:>7,.0f} "
+          f"{r.cpu_us:>10.2f} {r.procs:>5.0f} {r.rss_mb:>7.1f}", flush=True)
 
 
 if __name__ == "__main__":
