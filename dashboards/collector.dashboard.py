@@ -81,11 +81,11 @@ grid = (
                                 "owns, how many collectors it sees, and the scrapes each made "
                                 "per interval (the `collector` tag of `scrape`)."))
     .add(timeseries("Ownership changes",
-                    (own(f'non_negative_difference(last("targets_ownership_changes")) AS '
-                         f'"changes", non_negative_difference(last("targets_taken_over")) AS '
-                         f'"taken over", non_negative_difference(last("targets_handed_over")) '
-                         f'AS "handed over", non_negative_difference(last('
-                         f'"collectors_expired")) AS "members expired"', "collector"),
+                    (own('non_negative_difference(last("targets_ownership_changes")) AS '
+                         '"changes", non_negative_difference(last("targets_taken_over")) AS '
+                         '"taken over", non_negative_difference(last("targets_handed_over")) '
+                         'AS "handed over", non_negative_difference(last('
+                         '"collectors_expired")) AS "members expired"', "collector"),
                      "$col ($tag_index)"),
                     description="Per interval: changes of the set of collectors sharing the "
                                 "fleet, targets that moved to or from each collector, and "

@@ -86,7 +86,7 @@ def reduce_series(rule: Rule, series: Series) -> float | None:
     """The series' number by the rule's reducer, ignoring nulls; None when all are null."""
     values: list[float] = []
     for _, raw in series.values:
-        if raw is None or isinstance(raw, str):
+        if not isinstance(raw, (int, float)):  # None (null) or a string
             continue
         number = float(raw)  # bools are 0/1
         if not math.isnan(number):

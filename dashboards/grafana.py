@@ -32,8 +32,11 @@ NO_DATA_STATES = {"ok": core.ALERTRULE_STATE_DATA_OK,
 
 
 @attr.s
-class InfluxQLTarget(core.Target):
-    """A raw InfluxQL query target that grafanalib also accepts in `AlertRulev9` triggers."""
+class InfluxQLTarget(core.Target):  # type: ignore[misc]  # grafanalib is untyped: Target is Any
+    """A raw InfluxQL query target that grafanalib also accepts in `AlertRulev9` triggers.
+
+    To mypy's attrs plugin the fields inherited from the untyped `core.Target` (refId,
+    datasource, hide, interval) do not exist, so the calls passing them carry an ignore."""
 
     query: str = attr.ib(default="")
     alias: str = attr.ib(default="")
@@ -64,8 +67,8 @@ def alert_rule(rule: Rule) -> core.AlertRulev9:
         title=rule.name,
         uid=rule.rule_uid,
         triggers=[
-            InfluxQLTarget(refId="A", query=rule.query, datasource=DATASOURCE,
-                           intervalMs=interval_ms),
+            InfluxQLTarget(refId="A", query=rule.query,  # type: ignore[call-arg]
+                           datasource=DATASOURCE, intervalMs=interval_ms),
             core.AlertExpression(refId="B", expression="A",
                                  expressionType=core.EXP_TYPE_REDUCE,
                                  reduceFunction=rule.reduce,

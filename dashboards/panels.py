@@ -62,7 +62,8 @@ def targets(*queries: str | tuple[str, str]) -> list[InfluxQLTarget]:
     out = []
     for ref, item in zip(REF_IDS, queries, strict=False):
         query, alias = (item, "") if isinstance(item, str) else item
-        out.append(InfluxQLTarget(refId=ref, query=query, alias=alias, datasource=DATASOURCE))
+        out.append(InfluxQLTarget(refId=ref, query=query,  # type: ignore[call-arg]
+                                  alias=alias, datasource=DATASOURCE))
     return out
 
 
@@ -89,7 +90,8 @@ def stat(title: str, *queries: str | tuple[str, str], unit: str = "short",
 
 
 def table(title: str, query: str, description: str = "") -> core.Table:
-    target = InfluxQLTarget(refId="A", query=query, datasource=DATASOURCE, resultFormat="table")
+    target = InfluxQLTarget(refId="A", query=query,  # type: ignore[call-arg]
+                            datasource=DATASOURCE, resultFormat="table")
     return core.Table(title=title, description=description or None, dataSource=DATASOURCE,
                       targets=[target])
 
