@@ -229,7 +229,9 @@ class Collector:
             return
         t0 = time.perf_counter()
         try:
-            await self.bus.client.flush(timeout=max(1.0, self.config.nats_ping_interval / 2))
+            # nats-py hints an int, but hands the timeout to asyncio.wait_for: seconds as a float.
+            await self.bus.client.flush(
+                timeout=max(1.0, self.config.nats_ping_interval / 2))  # type: ignore[arg-type]
         except Exception:
             self.nats_rtt_ms = None
             return

@@ -8,9 +8,9 @@ body) or, when the server is down, as raw aiohttp errors; both become our typed 
 
 from __future__ import annotations
 
-from influxdb_client import WritePrecision
 from influxdb_client.client.influxdb_client_async import InfluxDBClientAsync
 from influxdb_client.client.write_api_async import WriteApiAsync
+from influxdb_client.domain.write_precision import WritePrecision
 from influxdb_client.rest import ApiException
 
 from fobs.collector.historians.config import InfluxV2Config, compresses
@@ -40,14 +40,17 @@ class InfluxV2:
         assert self._api is not None
         try:
             with network_errors(self.config.url, self.config.timeout):
+                # The client hints its WritePrecision class; the values it takes are the
+                # class's str constants.
                 await self._api.write(bucket=self.config.bucket, org=self.config.org,
-                                      record=data, write_precision=WritePrecision.NS)
+                                      record=data,
+                                      write_precision=WritePrecision.NS)  # type: ignore[arg-type]
         except ApiException as e:
             body = e.body if isinstance(e.body, (bytes, str)) else (e.reason or "")
             raise from_status(int(e.status or 0), body, dict(e.headers or {})) from None
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.close()
+            await self._client.close()  # type: ignore[no-untyped-call]  # unannotated upstream
             self._client = None
             self._api = None
