@@ -174,7 +174,7 @@ def settled(rig: Rig, indexes: Sequence[int], targets: int) -> Callable[[], bool
                     m["state"] != "active" for m in members):
                 return False
             shares.append(next(m["owned"] for m in members if m.get("self")))
-        return sum(shares) == targets
+        return bool(sum(shares) == targets)
     return check
 
 
@@ -271,7 +271,8 @@ def moved(scrapes: Scrapes, before: tuple[float, float], after: tuple[float, flo
 @dataclass
 class Takeover:
     targets: int                    # targets the dead collector had
-    worst_wait: float               # longest time from the death to a survivor's first scrape
+    worst_wait: float               # longest time from the death (or the dying one's last
+                                    # scrape, if later) to a survivor's first scrape
     median_wait: float
     never: int                      # targets no survivor scraped in the window
     duplicates: int                 # of its targets, scraped twice within half an interval
@@ -290,7 +291,10 @@ def takeover(scrapes: Scrapes, victim: str, died: float, interval: float,
         if not after:
             never += 1
             continue
-        waits.append(after[0] - died)
+        # from the death, or from the victim's own last scrape when it still made one after
+        # the signal (SIGTERM: it says goodbye first, then stops its scheduler)
+        last = max([t for t, c in times if c == victim and t < after[0]], default=died)
+        waits.append(after[0] - max(died, last))
         ts = [t for t, _ in times if died - interval <= t <= until]
         dup += sum(1 for x, y in zip(ts, ts[1:], strict=False) if y - x < 0.5 * interval)
     waits.sort()
