@@ -16,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Self
 
 from fobs.influxd import find_influxd, influxd_config
 from fobs.ports import free_ports
@@ -40,7 +41,8 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 def find_binary(name: str, *extra: str) -> str:
     for candidate in (name, *extra):
         found = shutil.which(candidate) or next(
-            (p for p in (f"/usr/sbin/{candidate}", f"/usr/bin/{candidate}") if os.access(p, os.X_OK)),
+            (p for p in (f"/usr/sbin/{candidate}", f"/usr/bin/{candidate}")
+             if os.access(p, os.X_OK)),
             None,
         )
         if found:
@@ -160,7 +162,7 @@ class Service:
         self.kill()
         self.start()
 
-    def __enter__(self) -> Service:
+    def __enter__(self) -> Self:
         self.start()
         return self
 

@@ -24,7 +24,8 @@ from tests.components.varz_schema import check_dea
 
 __all__ = ["started"]   # the fixture, used by name
 
-QUIET = dict(crashes_per_hour=0.0, app_stops_per_hour=0.0, start_failure_probability=0.0)
+QUIET: dict[str, Any] = dict(crashes_per_hour=0.0, app_stops_per_hour=0.0,
+                             start_failure_probability=0.0)
 
 
 def states(dea: Any) -> dict[str, str]:

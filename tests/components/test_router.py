@@ -24,7 +24,7 @@ from tests.components.varz_schema import check_router
 
 __all__ = ["started"]
 
-STEADY = dict(bursts_per_hour=0.0)
+STEADY: dict[str, Any] = dict(bursts_per_hour=0.0)
 ACCESS_LINE = re.compile(
     r'^\S+ - \[\d\d/\d\d/\d{4}:\d\d:\d\d:\d\d\.\d{3} \+0000\] "(GET|POST) \S+ HTTP/1\.1" '
     r'\d{1,3} \d+ \d+ "-" "[^"]+" [\d.]+:\d+ x_forwarded_for:"[\d.]+" '
@@ -115,7 +115,7 @@ def test_stale_routes_are_pruned_and_no_route_means_bad_requests() -> None:
 def test_bursts_overload_backends_into_5xx() -> None:
     def share_5xx(**options: Any) -> float:
         router, comp, clock = build("router", requests_per_second=100.0, **options)
-        for minute in range(30):
+        for _minute in range(30):
             register_all(router, [route("web", 1), route("api", 2)])
             run_for(router, clock, 60)
         v = varz_now(router, comp)

@@ -24,7 +24,7 @@ from tests.components.varz_schema import check_stager
 
 __all__ = ["started"]
 
-NEVER_FAIL = dict(no_app_detected_probability=0.0, compile_failure_probability=0.0,
+NEVER_FAIL: dict[str, Any] = dict(no_app_detected_probability=0.0, compile_failure_probability=0.0,
                   hang_probability=0.0)
 
 
