@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
 import sys
 import tempfile
@@ -147,6 +148,7 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, metavar="DIR",
                         help="work in DIR and keep it (logs, configs) instead of a temp dir")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))   # children stopped in finally
     if args.quick:
         args.targets, args.window, args.runs = min(args.targets, 200), 8.0, 1
     modes = [m for m in args.modes.split(",") if m]

@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import gzip
 import http.client
+import signal
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -80,6 +82,7 @@ def main() -> None:
                         help="the first 1,000 (one per target) only create the series")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))   # children stopped in finally
     warmup = lines(1000)
     measured = args.scrapes - 1000
     points = sum(s.count(b"\n") for s in lines(measured, t0=T0 + 10**9))
