@@ -1,6 +1,6 @@
 """What a write choice costs influxd and the collector: points per write, gzip, timestamp precision.
 
-    python -m benchmarks.scrape.writes [--scrapes N] [--repeat R]
+    python -m benchmarks.scrape.writes [--scrapes N] [--repeat R] [--sizes 500,1000,...]
 
 The line protocol is what the collector writes for the cf fleet's payloads (cffleet's fixtures
 through the real handlers and encoder, plus each scrape's `scrape` point, 1,000 targets scraped
@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--scrapes", type=int, default=11_000,
                         help="the first 1,000 (one per target) only create the series")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--sizes", default="500,1000,5000,10000,20000",
+                        help="points per write to try (precision s is tried at 5000)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))   # children stopped in finally
     warmup = lines(1000)
@@ -102,7 +104,7 @@ def main() -> None:
             print(f"{'points/write':>12} {'gzip':>5} {'prec':>4} {'writes':>7} "
                   f"{'influxd ms/1k':>14} {'client ms/1k':>13} {'sum ms/1k':>10}")
             n = 0
-            for size in (500, 1000, 5000, 10000, 20000):
+            for size in (int(n) for n in args.sizes.split(",")):
                 for gz in (True, False):
                     for precision in (("ns", "s") if size == 5000 else ("ns",)):
                         server, client = [], []
