@@ -73,8 +73,10 @@ def _senders(args: list[list[str]]) -> tuple[float, float, float, int]:
         reports = []
         for p in procs:
             assert p.stdout is not None
-            reports.append([float(x) for x in p.stdout.readline().split()])
-            p.wait()
+            report = [float(x) for x in p.stdout.readline().split()]
+            if p.wait() != 0 or len(report) != 4:
+                raise RuntimeError(f"a sender failed (exit status {p.returncode}); see above")
+            reports.append(report)
     finally:
         for p in procs:
             if p.poll() is None:
@@ -216,8 +218,15 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-syslog-") as tmp:
         base = Path(tmp)
 
+        def once(run: object, *a: object) -> Result:
+            try:
+                return run(*a)  # type: ignore[operator,no-any-return]
+            except RuntimeError as e:  # a sender or receiver that failed: once more
+                print(f"  ({e}; running this point again)", flush=True)
+                return run(*a)  # type: ignore[operator,no-any-return]
+
         def point(run: object, *a: object) -> None:
-            r = median([run(*a) for _ in range(repeat)])  # type: ignore[operator]
+            r = median([once(run, *a) for _ in range(repeat)])
             results.append(r)
             _print(r)
 
