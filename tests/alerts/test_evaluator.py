@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pytest
 
@@ -27,7 +27,7 @@ RULE = Rule(name="Hot", query='SELECT last("t") FROM "m" WHERE $timeFilter GROUP
 class Script:
     """query(): answers from a dict time → {host: [values]}; raises for times in `fail`."""
 
-    def __init__(self, answers: dict[float, dict[str, list[object]]],
+    def __init__(self, answers: Mapping[float, Mapping[str, Sequence[object]]],
                  fail: Sequence[float] = ()) -> None:
         self.answers = answers
         self.fail = set(fail)
@@ -87,8 +87,9 @@ async def test_pending_that_stops_is_inactive_and_never_fires() -> None:
 
 
 async def test_each_series_is_its_own_alert_and_nulls_are_ignored() -> None:
-    answers = {0: {"a": [None, 20, None], "b": [None, None], "c": [1, math.nan, 11.5],
-                   "d": ["text", 30]}}
+    answers: dict[float, dict[str, list[object]]] = {
+        0: {"a": [None, 20, None], "b": [None, None], "c": [1, math.nan, 11.5],
+            "d": ["text", 30]}}
     ev = Evaluator([RULE], Script(answers), None)
     await ev.evaluate(0)
     assert sorted((a.labels["host"], a.value) for a in ev.pending()) == [

@@ -101,7 +101,7 @@ async def fobs_firing(case: Case, influx_url: str) -> dict[float, list[dict[str,
     await write_lines(influx_url, db, lines)
     evaluator = Evaluator([case.rule], query)
     step = parse_duration(case.evaluation_interval)
-    out = {}
+    out: dict[float, list[dict[str, object]]] = {}
     try:
         t = 0.0
         while t <= parse_duration(case.until):

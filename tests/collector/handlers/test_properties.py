@@ -63,12 +63,12 @@ def check(component_type: str, varz: Any) -> None:
             else:
                 assert doc.any_tag or key in doc.tags, (point.measurement, key)
                 assert 0 < len(value) <= 128 and value.isprintable(), (key, value)
-        for name, value in point.fields.items():
-            assert doc.field_type(name) is type(value), (point.measurement, name, value)
-            if isinstance(value, float):
-                assert math.isfinite(value)
+        for name, field in point.fields.items():
+            assert doc.field_type(name) is type(field), (point.measurement, name, field)
+            if isinstance(field, float):
+                assert math.isfinite(field)
             else:
-                assert INT64_MIN <= value <= INT64_MAX
+                assert isinstance(field, int) and INT64_MIN <= field <= INT64_MAX
 
 
 @pytest.mark.parametrize("component_type", TYPES)
