@@ -43,7 +43,8 @@ BAD = [
     ("scrape = 5", "scrape: expected a table, got an integer (5)"),
     ('deployment = ""', "deployment: must not be empty"),
     ("deployment = 5", "deployment: expected a string, got an integer (5)"),
-    ('[component]\nlog_level = "LOUD"', "component.log_level: must be one of TRACE, DEBUG, INFO, SUCCESS, WARNING, ERROR, "
+    ('[component]\nlog_level = "LOUD"',
+     "component.log_level: must be one of TRACE, DEBUG, INFO, SUCCESS, WARNING, ERROR, "
      "CRITICAL, got 'LOUD'"),
     ("stop_timeout = 0", "stop_timeout: must be greater than 0, got 0.0"),
     ("bogus = 1", "unknown key 'bogus' in the top level (known keys: component, deployment, "
@@ -103,7 +104,7 @@ def test_the_sample_config_is_all_defaults_and_lists_every_key() -> None:
     uncommented = "\n".join(re.sub(r"^# ", "", line) for line in text.splitlines())
     assert load(CollectorConfig, _write(uncommented)) is not None
 
-    def keys(cls: type) -> list[str]:
+    def keys(cls: object) -> list[str]:
         out = []
         for name, hint in typing.get_type_hints(cls).items():
             out += keys(hint) if dataclasses.is_dataclass(hint) else [name]

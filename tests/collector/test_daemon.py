@@ -36,6 +36,9 @@ class Events:
     def removed(self, target: Target) -> None:
         self._record("removed", target)
 
+    def taken(self, target: Target, since: float | None) -> None:
+        self._record("taken", target)
+
     def changed(self, target: Target) -> None:
         self._record("changed", target)
 
@@ -70,8 +73,9 @@ async def test_announced_components_are_scraped_within_a_second(
     for index in range(3):
         announced = time.time()
         await start_component("DEA", index=index)
-        await outputs.wait_for(lambda: first_varz_scrape(outputs, "DEA", index) is not None,
-                               timeout=5, what=f"first scrape of DEA/{index}")
+        await outputs.wait_for(  # awaited within this iteration: `index` cannot move on
+            lambda: first_varz_scrape(outputs, "DEA", index) is not None,  # noqa: B023
+            timeout=5, what=f"first scrape of DEA/{index}")
         delays.append(first_varz_scrape(outputs, "DEA", index).time_ns / 1e9 - announced)
     assert max(delays) < 1.0, delays
     point = first_varz_scrape(outputs, "DEA", 0)

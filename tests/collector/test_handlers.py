@@ -89,7 +89,7 @@ def test_golden_points_follow_docs_schema() -> None:
 # sent for the fixture: (original key, original extra tags, original value) →
 # (our measurement, our tags, our field, our value). Units are converted where ours differ.
 
-GENERIC_DEA = [
+GENERIC_DEA: list[tuple[Any, ...]] = [
     ("mem_used_bytes", {}, 1278885888, "component", {}, "mem_used_bytes", 1278885888.0),
     ("mem_free_bytes", {}, 6550331392, "component", {}, "mem_free_bytes", 6550331392.0),
     ("cpu_load_avg", {}, 0.4, "component", {}, "cpu_load_avg", 0.4),
@@ -118,7 +118,7 @@ DEA = GENERIC_DEA + [
     ("dea_registry_disk_reserved", {}, 6144, "dea", DEA_STACK, "reserved_disk_bytes",
      6144.0 * MB),
 ]
-ROUTER_TOTALS = [
+ROUTER_TOTALS: list[tuple[Any, ...]] = [
     ("router.total_requests", {}, 68213, "router", {}, "requests", 68213),
     # The original truncated requests_per_sec with to_i (→ 0); we keep the rate.
     ("router.requests_per_sec", {}, 0, "router", {}, "requests_per_sec", 0.22460493344950977),
@@ -147,7 +147,7 @@ ROUTER_COMPONENTS = ROUTER_TOTALS + [
     *_route_rows({"component": "component-1"}, {"component": "component-1"}),
     *_route_rows({"component": "app", "dea_index": "1"}, {"component": "app", "dea_index": "1"}),
 ]
-CLOUD_CONTROLLER = [
+CLOUD_CONTROLLER: list[tuple[Any, ...]] = [
     ("uptime_in_seconds", {}, 180122, "component", {}, "uptime_seconds", 180122),
     ("cc.uptime", {}, 180122, "component", {}, "uptime_seconds", 180122),
     ("cc.requests.outstanding", {}, 22, "cloud_controller", {}, "requests_outstanding", 22.0),

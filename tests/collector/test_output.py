@@ -118,7 +118,8 @@ async def test_missing_database_keeps_points_until_it_exists(
         outputs.add(scrape(i))
     assert await out.until(lambda: out.stats.fatal_errors >= 2, 10)
     assert out.stats.state == "failing" and out.buffer.pending()[0] == 50
-    assert outputs.health() is not None and 'database not found: "made_later"' in outputs.health()
+    health = outputs.health()
+    assert health is not None and 'database not found: "made_later"' in health
     influxd_shared.create_database(name)
     assert await outputs.flush(10)
     assert outputs.health() is None

@@ -108,7 +108,7 @@ async def test_healthz(make_component: Any, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(runtime, "HEALTH_CHECK_TIMEOUT", 0.2)
     comp = await make_component()
     assert await http_get(comp, "/healthz") == (200, "ok")
-    disk_full = {"value": None}
+    disk_full: dict[str, str | None] = {"value": None}
     comp.add_health_check("disk", lambda: disk_full["value"])
     assert (await http_get(comp, "/healthz"))[0] == 200
     disk_full["value"] = "disk 99% full"

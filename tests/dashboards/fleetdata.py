@@ -55,7 +55,8 @@ def fleet_lines(minutes: int = 15, deployment: str = "test", seed: int = 1) -> l
             if down:
                 add(f"scrape,{tags},endpoint=varz,collector=0 up=0i,duration_seconds=0.001,"
                     f'response_bytes=0i,error="refused" {t}')
-                add(f"scrape,{tags},endpoint=healthz,collector=0 up=0i,healthy=0i,duration_seconds=0.001,"
+                add(f"scrape,{tags},endpoint=healthz,collector=0 up=0i,healthy=0i,"
+                    "duration_seconds=0.001,"
                     f'response_bytes=0i,error="refused" {t}')
                 continue
             add(f"scrape,{tags},endpoint=varz,collector=0 " + _fields({

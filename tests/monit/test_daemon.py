@@ -199,6 +199,7 @@ port = {port}
 
         wait_until(lambda: web_pid() is not None, "web running", timeout=20)
         pid = web_pid()
+        assert pid is not None
         sup.send_signal(signal.SIGKILL)  # no chance to stop anything in order
         sup.wait(timeout=5)
         assert wait_gone([pid]) == []
