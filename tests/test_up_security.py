@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import nats
+import nats.aio.client
 import pytest
 
 from fobs.components import wire
@@ -87,8 +88,9 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
 
 async def test_a_nats_client_without_the_stacks_credentials_cannot_connect(up: Up) -> None:
     url = up.state.nats_servers[0]
-    for credentials in ({}, {"user": "dea-0", "password": "guessed"}):
-        nc = nats.NATS()
+    attempts: tuple[dict[str, Any], ...] = ({}, {"user": "dea-0", "password": "guessed"})
+    for credentials in attempts:
+        nc = nats.aio.client.Client()
         with pytest.raises(nats.errors.Error, match="Authorization Violation"):
             await nc.connect(url, allow_reconnect=False, connect_timeout=5, **credentials)
         await nc.close()   # nats-py leaves the refused socket open otherwise

@@ -27,7 +27,7 @@ async def eventually(check: Callable[[], bool], timeout: float = 10.0,
         await asyncio.sleep(0.01)
 
 
-def agg_config(tmp_path: Path, **sections: dict[str, Any]) -> SyslogAggConfig:
+def agg_config(tmp_path: Path, **sections: Any) -> SyslogAggConfig:
     data: dict[str, Any] = {
         "listen": {"udp": "127.0.0.1:0", "tcp": "127.0.0.1:0", "tls": "127.0.0.1:0"},
         "store": {"root": str(tmp_path / "logs"), "flush_interval": 0.05},
