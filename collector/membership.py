@@ -103,7 +103,10 @@ class Membership:
             await asyncio.sleep(self.interval * (1 + JOIN_MARGIN))
             self.state = "active"
             self._self_heard = self._clock()
-            self._recompute(None if len(self.live_others()) == 0 else time.time())
+            # Alone: nobody scraped anything, a first scrape soon (None). With others heard,
+            # even only joining ones (all started at once), on phase: they take their shares
+            # within a second, and a fleet's first scrapes are not all crowded into one.
+            self._recompute(None if not self.members else time.time())
             self.joined.set()
             await self._publish()
             beat = asyncio.create_task(self._every(self.interval, self._publish))
