@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from fobs.collector.daemon import Collector
+from fobs.collector.registry import Registry
 from fobs.components.bus import NatsConfig
 from fobs.components.runtime import Component, ComponentConfig
 from tests.collector.collector_helpers import MemoryOutputs, collector_config
@@ -48,6 +49,11 @@ def owners(collectors: list[Collector], uuids: set[str]) -> dict[str, list[str]]
     return result
 
 
+def registry(collector: Collector) -> Registry:
+    assert collector.registry is not None, "collector not started"
+    return collector.registry
+
+
 def each_owned_once(collectors: list[Collector], uuids: set[str]) -> bool:
     return all(len(o) == 1 for o in owners(collectors, uuids).values())
 
@@ -73,9 +79,9 @@ async def test_every_target_is_scraped_by_exactly_one_collector(nats_cluster: An
             collector = Collector(config, MemoryOutputs())
             await collector.start()
             collectors.append(collector)
-        await until(lambda: all(len(c.registry.collectors) == 3 for c in collectors)
+        await until(lambda: all(len(registry(c).collectors) == 3 for c in collectors)
                     and each_owned_once(collectors, uuids), "three collectors sharing")
-        shares = [len([t for t in c.registry.owned() if t.uuid in uuids]) for c in collectors]
+        shares = [len([t for t in registry(c).owned() if t.uuid in uuids]) for c in collectors]
         assert sum(shares) == FLEET and all(s > 0 for s in shares), shares
 
         # what they scrape is what they own: each component's points come from one collector
@@ -93,23 +99,23 @@ async def test_every_target_is_scraped_by_exactly_one_collector(nats_cluster: An
         leaving = collectors.pop(0)
         began = asyncio.get_running_loop().time()
         await leaving.stop()
-        await until(lambda: all(len(c.registry.collectors) == 2 for c in collectors)
+        await until(lambda: all(len(registry(c).collectors) == 2 for c in collectors)
                     and each_owned_once(collectors, uuids), "takeover after unregister")
         assert asyncio.get_running_loop().time() - began < HEARTBEAT * MISSES  # not by silence
 
         # a crash says nothing: a collector killed with -9 is out once its heartbeat has been
         # missed MISSES times, and its targets move
         victim = collector_process(urls[1], tmp_path)
-        await until(lambda: all(len(c.registry.collectors) == 3 for c in collectors),
+        await until(lambda: all(len(registry(c).collectors) == 3 for c in collectors),
                     "a third collector, in its own process", timeout=30)
         victim.kill()
         victim.wait()
         began = asyncio.get_running_loop().time()
-        await until(lambda: all(len(c.registry.collectors) == 2 for c in collectors)
+        await until(lambda: all(len(registry(c).collectors) == 2 for c in collectors)
                     and each_owned_once(collectors, uuids), "takeover after kill -9")
         took = asyncio.get_running_loop().time() - began
         assert HEARTBEAT * (MISSES - 1) <= took <= HEARTBEAT * (MISSES + 2), took
-        assert sum(len([t for t in c.registry.owned() if t.uuid in uuids])
+        assert sum(len([t for t in registry(c).owned() if t.uuid in uuids])
                    for c in collectors) == FLEET
     finally:
         if victim is not None and victim.poll() is None:
