@@ -6,8 +6,6 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -85,21 +83,6 @@ def test_two_damaged_stretches_and_a_damaged_last_record(tmp_path: Path) -> None
     assert drain(spool, max_points=4) == [i for i in range(20) if i not in (2, 11, 19)]
     assert spool.stats.corrupt_points == 3 and spool.stats.corrupt_records == 3
     spool.close()
-
-
-@pytest.fixture
-def tiny_fs(tmp_path: Path) -> Iterator[Path]:
-    """A real 1 MiB tmpfs (root only; skipped where mounting is refused)."""
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a 1 MiB tmpfs: {done.stderr.strip() or done.returncode}")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
 def test_a_full_filesystem_reuses_the_head_segment(tiny_fs: Path) -> None:

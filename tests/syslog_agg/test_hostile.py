@@ -13,7 +13,6 @@ import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -188,20 +187,6 @@ async def test_many_app_names_are_capped(aggregator: Any) -> None:
 
 
 # -- 5: a full disk --------------------------------------------------------------------------
-
-@pytest.fixture
-def tiny_fs(tmp_path: Path) -> Iterator[Path]:
-    """A 1 MiB tmpfs (needs root, or CAP_SYS_ADMIN)."""
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
-                       capture_output=True, text=True)
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a 1 MiB tmpfs: {r.stderr.strip() or r.returncode}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
 async def test_a_full_disk_loses_whole_lines_and_counts_them(tmp_path: Path,
