@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from fobs.components import Component, ComponentConfig, NatsConfig
 from tests.services import Influxd, NatsCluster, NatsServer, VictoriaMetrics
 
 
@@ -60,3 +62,23 @@ def tiny_fs(tmp_path: Path) -> Iterator[Path]:
         yield mount
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+async def start_component(nats_server: Any) -> AsyncIterator[Callable[..., Awaitable[Component]]]:
+    """Factory: components on the test's nats-server, with optional custom varz/routes."""
+    started: list[Component] = []
+
+    async def make(type: str = "Test", index: int = 0, varz: dict[str, Any] | None = None,
+                   **kw: Any) -> Component:
+        config = ComponentConfig(index=index, nats=NatsConfig(servers=(nats_server.url,),
+                                                              reconnect_wait=0.1), **kw)
+        comp = Component(type, config)
+        comp.varz.update(varz or {})
+        await comp.start()
+        started.append(comp)
+        return comp
+
+    yield make
+    for comp in started:
+        await comp.stop()

@@ -15,7 +15,7 @@ from fobs.collector.config import CollectorConfig, DiscoveryConfig, ScrapeConfig
 from fobs.collector.daemon import Collector
 from fobs.collector.point import Point
 from fobs.components.bus import NatsConfig
-from fobs.components.runtime import Component, ComponentConfig
+from fobs.components.runtime import ComponentConfig
 
 
 class MemoryOutputs:
@@ -89,24 +89,6 @@ async def make_collector() -> AsyncIterator[Callable[..., Awaitable[Collector]]]
         await collector.stop()                   # once: a stopped collector stays stopped
 
 
-@pytest.fixture
-async def start_component(nats_server: Any) -> AsyncIterator[Callable[..., Awaitable[Component]]]:
-    """Factory: components on the test's nats-server, with optional custom varz/routes."""
-    started: list[Component] = []
-
-    async def make(type: str = "Test", index: int = 0, varz: dict[str, Any] | None = None,
-                   **kw: Any) -> Component:
-        config = ComponentConfig(index=index, nats=NatsConfig(servers=(nats_server.url,),
-                                                              reconnect_wait=0.1), **kw)
-        comp = Component(type, config)
-        comp.varz.update(varz or {})
-        await comp.start()
-        started.append(comp)
-        return comp
-
-    yield make
-    for comp in started:
-        await comp.stop()
 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:

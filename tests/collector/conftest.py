@@ -4,9 +4,9 @@ Test files import only the helpers they call (factories, fake servers); a fixtur
 test's parameter, so importing it too would shadow it (ruff F811).
 """
 
-from tests.collector.collector_helpers import make_collector, start_component
+from tests.collector.collector_helpers import make_collector
 from tests.collector.write_helpers import db, fake_influx, small_body_influxd
 from tests.components.reference_helpers import started
 
-__all__ = ["db", "fake_influx", "make_collector", "small_body_influxd", "start_component",
+__all__ = ["db", "fake_influx", "make_collector", "small_body_influxd",
            "started"]

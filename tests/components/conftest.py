@@ -12,8 +12,7 @@ import nats
 import pytest
 
 from fobs.components.auth import basic_auth_header
-from fobs.components.bus import NatsConfig
-from fobs.components.runtime import Component, ComponentConfig
+from fobs.components.runtime import Component
 from tests.services import NatsServer
 
 
@@ -48,21 +47,3 @@ async def nc(nats_server: NatsServer) -> AsyncIterator[Any]:
                                 reconnect_time_wait=0.1)
     yield client
     await client.close()
-
-
-@pytest.fixture
-async def make_component(nats_server: NatsServer) -> AsyncIterator[Any]:
-    """Factory: start components on the test's nats-server; all are stopped at the end."""
-    started: list[Component] = []
-
-    async def make(type: str = "Test", index: int = 0, **kw: Any) -> Component:
-        config = ComponentConfig(index=index, nats=NatsConfig(servers=(nats_server.url,),
-                                                              reconnect_wait=0.1), **kw)
-        comp = Component(type, config)
-        await comp.start()
-        started.append(comp)
-        return comp
-
-    yield make
-    for comp in started:
-        await comp.stop()

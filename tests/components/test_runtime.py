@@ -30,9 +30,9 @@ async def next_message(sub: Any, timeout: float = 5.0) -> dict[str, Any]:
     return json.loads(msg.data)
 
 
-async def test_announce_has_the_cloud_foundry_fields(nc: Any, make_component: Any) -> None:
+async def test_announce_has_the_cloud_foundry_fields(nc: Any, start_component: Any) -> None:
     sub = await subscribe(nc, wire.ANNOUNCE)
-    comp = await make_component("DEA", index=3)
+    comp = await start_component("DEA", index=3)
     announce = await next_message(sub)
     assert set(announce) == {"type", "index", "uuid", "host", "credentials", "start"}
     assert announce["type"] == "DEA" and announce["index"] == 3
@@ -42,9 +42,9 @@ async def test_announce_has_the_cloud_foundry_fields(nc: Any, make_component: An
     assert START.match(announce["start"])
 
 
-async def test_discover_is_answered_by_every_live_component(nc: Any, make_component: Any
+async def test_discover_is_answered_by_every_live_component(nc: Any, start_component: Any
                                                             ) -> None:
-    comps = [await make_component("Router", index=i) for i in range(3)]
+    comps = [await start_component("Router", index=i) for i in range(3)]
     inbox = nc.new_inbox()
     sub = await subscribe(nc, inbox)
     await nc.publish(wire.DISCOVER, b"", reply=inbox)
@@ -55,8 +55,8 @@ async def test_discover_is_answered_by_every_live_component(nc: Any, make_compon
         assert set(reply) == {"type", "index", "uuid", "host", "credentials", "start", "uptime"}
 
 
-async def test_basic_auth(make_component: Any) -> None:
-    comp = await make_component()
+async def test_basic_auth(start_component: Any) -> None:
+    comp = await start_component()
     user, password = comp.credentials
     for path in ("/varz", "/healthz", "/metrics"):
         assert (await http_get(comp, path))[0] == 200
@@ -72,14 +72,14 @@ async def test_basic_auth(make_component: Any) -> None:
             assert r.status == 401
 
 
-async def test_configured_credentials(make_component: Any) -> None:
-    comp = await make_component(user="admin", password="s3cret")
+async def test_configured_credentials(start_component: Any) -> None:
+    comp = await start_component(user="admin", password="s3cret")
     assert comp.credentials == ("admin", "s3cret")
     assert (await http_get(comp, "/varz", auth=("admin", "s3cret")))[0] == 200
 
 
-async def test_varz_generic_fields_and_no_credentials(make_component: Any) -> None:
-    comp = await make_component("Stager", index=1)
+async def test_varz_generic_fields_and_no_credentials(start_component: Any) -> None:
+    comp = await start_component("Stager", index=1)
     comp.varz["queue"] = 7
     comp.varz["credentials"] = ["must", "not-leak"]
     data = await varz(comp)
@@ -95,8 +95,8 @@ async def test_varz_generic_fields_and_no_credentials(make_component: Any) -> No
     assert set(data["log_counts"]) >= {"fatal", "error", "warn", "info", "debug"}
 
 
-async def test_varz_refreshes_at_most_once_a_second(make_component: Any) -> None:
-    comp = await make_component()
+async def test_varz_refreshes_at_most_once_a_second(start_component: Any) -> None:
+    comp = await start_component()
     calls = []
     comp.on_refresh(lambda v: calls.append(1))
     first = await varz(comp)
@@ -104,9 +104,9 @@ async def test_varz_refreshes_at_most_once_a_second(make_component: Any) -> None
     assert len(calls) == 1 and first == second
 
 
-async def test_healthz(make_component: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_healthz(start_component: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runtime, "HEALTH_CHECK_TIMEOUT", 0.2)
-    comp = await make_component()
+    comp = await start_component()
     assert await http_get(comp, "/healthz") == (200, "ok")
     disk_full: dict[str, str | None] = {"value": None}
     comp.add_health_check("disk", lambda: disk_full["value"])
@@ -123,8 +123,8 @@ async def test_healthz(make_component: Any, monkeypatch: pytest.MonkeyPatch) -> 
     assert status == 503 and "db: health check timed out" in body
 
 
-async def test_metrics_exposition(make_component: Any) -> None:
-    comp = await make_component("Router", index=2)
+async def test_metrics_exposition(start_component: Any) -> None:
+    comp = await start_component("Router", index=2)
     comp.varz["latency"] = {"50": 0.25, "99": 1.5}
     comp.varz["requests"] = 10
     comp.varz["urls_list"] = ["a", "b"]
@@ -138,9 +138,9 @@ async def test_metrics_exposition(make_component: Any) -> None:
 
 
 async def test_nats_restart_component_answers_discover_again(
-        nats_server: NatsServer, make_component: Any) -> None:
+        nats_server: NatsServer, start_component: Any) -> None:
     import nats
-    comp = await make_component("DEA")
+    comp = await start_component("DEA")
     nats_server.kill()
     nats_server.start()
     observer = await nats.connect(nats_server.url)
@@ -181,16 +181,16 @@ async def test_reannounce_after_its_nats_node_dies(nats_cluster: NatsCluster) ->
         await observer.close()
 
 
-async def test_goodbye_on_stop(nc: Any, make_component: Any) -> None:
-    comp = await make_component("Router")
+async def test_goodbye_on_stop(nc: Any, start_component: Any) -> None:
+    comp = await start_component("Router")
     sub = await subscribe(nc, wire.UNREGISTER)
     await comp.stop()
     goodbye = await next_message(sub)
     assert goodbye == {"type": "Router", "index": 0, "uuid": comp.uuid, "host": comp.host}
 
 
-async def test_log_counts_count_levels(make_component: Any) -> None:
-    comp = await make_component()
+async def test_log_counts_count_levels(start_component: Any) -> None:
+    comp = await start_component()
     comp.log.warning("disk is getting full")
     comp.log.error("boom")
     comp.log.error("boom again")

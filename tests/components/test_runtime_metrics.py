@@ -9,8 +9,8 @@ from fobs.components.metrics import DECLARATIONS_KEY
 from tests.components.conftest import http_get, varz
 
 
-async def test_varz_carries_declared_values_and_their_declarations(make_component: Any) -> None:
-    comp = await make_component("Shop", index=1)
+async def test_varz_carries_declared_values_and_their_declarations(start_component: Any) -> None:
+    comp = await start_component("Shop", index=1)
     comp.varz["http"] = {"version": "1.1"}          # free-form varz shares the subtree
     requests = Counter("shop", "requests", "HTTP requests served", tags=("method",),
                        varz="http.requests.{method}", registry=comp.metrics)
@@ -28,14 +28,14 @@ async def test_varz_carries_declared_values_and_their_declarations(make_componen
          "tags": [], "path": ["queue_length"], "series": [[]]}]
 
 
-async def test_no_declarations_key_without_declared_metrics(make_component: Any) -> None:
-    comp = await make_component("Router")
+async def test_no_declarations_key_without_declared_metrics(start_component: Any) -> None:
+    comp = await start_component("Router")
     assert DECLARATIONS_KEY not in await varz(comp)
 
 
-async def test_metrics_has_help_and_type_lines_from_the_declarations(make_component: Any
+async def test_metrics_has_help_and_type_lines_from_the_declarations(start_component: Any
                                                                      ) -> None:
-    comp = await make_component("Shop", index=2)
+    comp = await start_component("Shop", index=2)
     comp.varz["legacy"] = 7
     requests = Counter("shop", "requests", "HTTP requests\nserved", tags=("method",),
                        varz="requests.{method}", registry=comp.metrics)
