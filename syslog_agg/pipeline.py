@@ -12,8 +12,8 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from fobs.syslog_agg.intake import Intake, Item
 from fobs.syslog_agg.lines import Formatter, format_received
-from fobs.syslog_agg.listeners import Intake, Item
 from fobs.syslog_agg.parser import parse
 from fobs.syslog_agg.router import Router
 from fobs.syslog_agg.stats import Counts, PipelineStats

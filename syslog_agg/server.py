@@ -24,13 +24,15 @@ from fobs.components.config import host_port
 from fobs.components.metrics import Registry, overlay
 from fobs.components.runtime import Component
 from fobs.syslog_agg.config import SyslogAggConfig
-from fobs.syslog_agg.listeners import Intake, TcpListener, UdpListener, tls_context
+from fobs.syslog_agg.intake import Intake
 from fobs.syslog_agg.metrics import declare
 from fobs.syslog_agg.pipeline import Pipeline
 from fobs.syslog_agg.router import Router
 from fobs.syslog_agg.stats import Batch, Counts
 from fobs.syslog_agg.store import Store
 from fobs.syslog_agg.tail import Tail
+from fobs.syslog_agg.tcp import TcpListener, tls_context
+from fobs.syslog_agg.udp import UdpListener
 from fobs.syslog_agg.workers import WorkerPool
 
 __all__ = ["Aggregator", "COMPONENT_TYPE"]

@@ -50,7 +50,7 @@ class Tally:
 
 @dataclass(slots=True)
 class IntakeStats(Tally):
-    """What the listeners received (listeners.py); datagrams and frames, before parsing."""
+    """What the listeners received (udp.py, tcp.py); datagrams and frames, before parsing."""
 
     received: int = 0
     received_bytes: int = 0
@@ -62,7 +62,7 @@ class IntakeStats(Tally):
 
 @dataclass(slots=True)
 class ListenerStats(Tally):
-    """One TCP or TLS listener's connections (listeners.py)."""
+    """One TCP or TLS listener's connections (tcp.py)."""
 
     connections: int = 0
     rejected_connections: int = 0

@@ -35,11 +35,12 @@ from typing import cast
 from loguru import logger
 
 from fobs.syslog_agg.config import SyslogAggConfig
-from fobs.syslog_agg.listeners import Intake, UdpListener, bind_udp, rcvbuf_granted, udp_drops
+from fobs.syslog_agg.intake import Intake
 from fobs.syslog_agg.pipeline import Pipeline
 from fobs.syslog_agg.router import Router
 from fobs.syslog_agg.stats import Batch
 from fobs.syslog_agg.tail import Tail
+from fobs.syslog_agg.udp import UdpListener, bind_udp, rcvbuf_granted, udp_drops
 
 __all__ = ["WorkerPool", "spread_at_random"]
 

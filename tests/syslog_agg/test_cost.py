@@ -21,12 +21,13 @@ import pytest
 
 from fobs.syslog_agg import parser
 from fobs.syslog_agg.config import TailConfig
+from fobs.syslog_agg.intake import Intake
 from fobs.syslog_agg.lines import EXACT_ERRORS, decode_raw
-from fobs.syslog_agg.listeners import Intake, UdpListener
 from fobs.syslog_agg.mmsg import BatchReceiver
 from fobs.syslog_agg.pipeline import Pipeline
 from fobs.syslog_agg.router import Router, RoutingConfig
 from fobs.syslog_agg.tail import Tail
+from fobs.syslog_agg.udp import UdpListener
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

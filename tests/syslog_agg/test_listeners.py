@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from fobs.syslog_agg.listeners import Intake, TcpListener, UdpListener, tls_context
+from fobs.syslog_agg.intake import Intake
+from fobs.syslog_agg.tcp import TcpListener, tls_context
+from fobs.syslog_agg.udp import UdpListener
 from tests.syslog_agg.conftest import eventually
 
 
