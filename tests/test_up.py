@@ -32,8 +32,9 @@ def test_written_configs_load_with_each_daemons_strict_loader(tmp_path: Path) ->
     from fobs.components import ComponentConfig
     from fobs.components.config import build, load
     from fobs.dashboards.alertd import AlertsConfig
+    from fobs.plan import plan_stack, write_configs
     from fobs.syslog_agg.config import SyslogAggConfig
-    from fobs.up import add_commands, plan_stack, write_configs
+    from fobs.up import add_commands
 
     parser = argparse.ArgumentParser()
     add_commands(parser.add_subparsers())

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from fobs.collector.config import load_config as load_collector
-from fobs.up import add_commands, nats_nodes, plan_stack, supervisor_config, write_configs
+from fobs.plan import nats_nodes, plan_stack, supervisor_config, write_configs
+from fobs.up import add_commands
 from tests.test_up import fobs_up, stop_up
 
 
