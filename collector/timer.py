@@ -29,12 +29,13 @@ Usage (on the running loop):
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from apscheduler.events import EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
@@ -42,6 +43,9 @@ JobFn = Callable[..., Coroutine[Any, Any, None]]
 SLOT_RESOLUTION = 1000            # jobs due within the same millisecond of a phase share a slot
 
 SlotKey = tuple[float, int, int]  # (interval, phase in ms, grace)
+# APScheduler logs each missed or skipped run; they are counted (`on_missed`), so only errors.
+_LOG = logging.getLogger("fobs.collector.scheduler")
+_LOG.setLevel(logging.ERROR)
 
 
 @dataclass(slots=True, eq=False)
@@ -68,8 +72,10 @@ class Timer:
         self._on_busy = on_busy
         self._jobs: dict[str, _Job] = {}
         self._slots: dict[SlotKey, _Slot] = {}
-        self._scheduler = AsyncIOScheduler(timezone=UTC)
-        self._scheduler.add_listener(self._missed, EVENT_JOB_MISSED)
+        self._scheduler = AsyncIOScheduler(timezone=UTC, logger=_LOG)
+        # a slot's run only starts tasks; if the loop is so busy that the previous run has not
+        # even started, APScheduler skips this one (max_instances): a miss for each job too
+        self._scheduler.add_listener(self._missed, EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES)
         self._stopped = False       # AsyncIOScheduler.shutdown takes effect on the next loop turn
 
     @property
@@ -137,7 +143,7 @@ class Timer:
             else:
                 job.task = loop.create_task(job.fn(*job.args))
 
-    def _missed(self, event: JobExecutionEvent) -> None:
+    def _missed(self, event: JobEvent) -> None:
         if self._on_missed is None:
             return
         for slot in self._slots.values():

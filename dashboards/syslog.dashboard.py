@@ -43,8 +43,10 @@ grid = (
     .add(stat("Messages/s", summed({"messages": "messages"}), unit="reqps"), w=6, h=4)
     .add(stat("Parse errors/s", summed({"parse_errors": "parse_errors"}), unit="reqps",
               alarm=1), w=6, h=4)
-    .add(stat("Dropped/s", summed({"dropped": "dropped"}), unit="reqps", alarm=1,
-              description="Messages dropped because the intake queue was full."), w=6, h=4)
+    .add(stat("UDP lost/s", summed({"kernel_udp_drops": "kernel_udp_drops"}), unit="reqps",
+              alarm=1, description="Datagrams the kernel dropped because our receive buffer "
+                                   "was full (while the intake queue is full the aggregator "
+                                   "leaves them there)."), w=6, h=4)
     .add(stat("Queue depth",
               f'SELECT max("queue_depth") FROM "syslog" WHERE {where()} '
               f'GROUP BY time($__interval) fill(none)'), w=6, h=4)

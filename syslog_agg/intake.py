@@ -2,9 +2,10 @@
 
 Receiving does the least work possible: frame, cut to `max_message_size`, stamp and queue. The
 pipeline parses and writes off this queue, so a burst is absorbed by the queue (and the kernel
-buffer behind it) instead of being lost in the kernel. When the queue is full, UDP datagrams are
-dropped and counted; TCP connections stop being read (back-pressure to the sender) until the
-queue has drained to half, and the frames of a read that did not fit wait in their framer.
+buffer behind it) instead of being lost in the kernel. When the queue is full, the UDP socket is
+not read (the datagrams wait in the kernel's receive buffer) and TCP connections stop being read
+(back-pressure to the sender) until the queue has drained to half; what a read brought that did
+not fit waits in the listener (UDP) or its framer (TCP).
 """
 
 from __future__ import annotations

@@ -36,7 +36,8 @@ _INTAKE = {
     "received": "Frames and datagrams received (probes excluded)",
     "received_bytes": "Bytes received in those frames and datagrams",
     "truncated": "Messages cut at listen.max_message_size",
-    "dropped": "UDP datagrams dropped because the intake queue was full",
+    "dropped": "UDP datagrams dropped by the aggregator itself: none since a full intake "
+               "queue leaves them in the kernel's buffer (kernel_udp_drops counts its losses)",
     "probes": "Empty or one-NUL datagrams (monit's UDP port test), not messages",
     "framing_errors": "TCP/TLS octet-counting framing errors",
 }

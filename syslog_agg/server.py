@@ -143,6 +143,9 @@ class Aggregator:
         logger.info("Syslog aggregator stopped: {} messages received, {} written",
                     self.intake.stats.received, self.store.stats.lines_written)
 
+    def _process_queue(self) -> None:
+        self.pipeline.process(self.intake.queue, len(self.intake.queue))
+
     def _drain_intake(self) -> None:
         """Process the queue, and the frames TCP sessions held back while it was full."""
         queue = self.intake.queue
@@ -152,9 +155,9 @@ class Aggregator:
 
     async def _close_listeners(self) -> None:
         if self.udp is not None:
-            self.udp.close()  # reads what the kernel still holds into the queue
+            self.udp.close(self._process_queue)  # reads what the kernel still holds
         if self.workers is not None:
-            await self.workers.stop(self.intake)  # their last batches are in the store
+            await self.workers.stop(self.intake, self._process_queue)  # last batches stored
         for listener in self.tcp:
             await listener.close()
 

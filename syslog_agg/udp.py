@@ -1,7 +1,10 @@
 """UDP intake: one socket read in batches from the event loop's reader callback.
 
-`recvmmsg` (mmsg.py) takes 64 datagrams a system call; `recvfrom` where libc has none. A full
-intake queue drops and counts; the kernel's own drops (RcvbufErrors of this socket) are read
+`recvmmsg` (mmsg.py) takes 64 datagrams a system call; `recvfrom` where libc has none. When the
+intake queue has no room for another batch, the socket is not read (the listener waits in the
+intake, like a held TCP connection, until the queue has drained to half): the datagrams wait in
+the kernel's receive buffer (8 MiB by default), which is far larger than dropping them here
+would save. What the kernel drops when that buffer is full (RcvbufErrors of this socket) is read
 from /proc/net/udp{,6} by `udp_drops`.
 """
 
@@ -12,12 +15,13 @@ import operator
 import os
 import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from loguru import logger
 
-from fobs.syslog_agg.intake import Intake
+from fobs.syslog_agg.intake import Intake, Item
 from fobs.syslog_agg.mmsg import BATCH, BatchReceiver
 
 __all__ = ["UdpListener", "bind_udp", "rcvbuf_granted", "udp_drops"]
@@ -65,6 +69,8 @@ class UdpListener:
             self._recvfrom if batch is None else batch.receive)
         self._peer: Callable[[Any], str] = (
             operator.itemgetter(0) if batch is None else batch.peer)
+        self._held = False
+        self._overflow: deque[Item] = deque()  # read in the batch that filled the queue
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -73,15 +79,42 @@ class UdpListener:
                     self.address[0], self.address[1], self.rcvbuf_granted)
 
     def _on_readable(self) -> None:
+        if self._read():
+            self._hold()
+
+    def _hold(self) -> None:
+        """The queue is full: stop reading until the consumer has made room (`resume`)."""
+        if not self._held and self._loop is not None:
+            self._held = True
+            self._loop.remove_reader(self.sock.fileno())
+            self.intake.hold(self)
+
+    def resume(self) -> None:
+        if self._held and self._loop is not None and self.sock.fileno() >= 0:
+            self._held = False
+            self._loop.add_reader(self.sock.fileno(), self._on_readable)
+
+    def _read(self) -> bool:
+        """Read up to _UDP_BATCH datagrams into the intake; True if it stopped for want of
+        room in the queue: the rest of the batch that filled it waits here, the rest of the
+        traffic in the kernel's buffer."""
         intake = self.intake
         stats = intake.stats
         limit = intake.max_message_size
         queue = intake.queue
         capacity = intake.capacity
+        overflow = self._overflow
+        while overflow and len(queue) < capacity:
+            queue.append(overflow.popleft())
+        if overflow:
+            intake.ready.set()
+            return True
         peers = self._peers
         now = time.time()
         n = nbytes = 0
         for _ in range(_UDP_BATCH // BATCH):
+            if len(queue) >= capacity:
+                break
             try:
                 datagrams, senders = self._receive()
             except OSError as e:  # e.g. ICMP errors surfacing on the socket: keep reading
@@ -96,25 +129,24 @@ class UdpListener:
                     continue
                 n += 1
                 nbytes += size
-                if len(queue) >= capacity:
-                    stats.dropped += 1
-                    continue
                 peer = peers.get(sender)
                 if peer is None:
                     if len(peers) > 10000:
                         peers.clear()
                     peer = peers[sender] = self._peer(sender)
+                into = queue if len(queue) < capacity else overflow
                 if size > limit:
                     stats.truncated += 1
-                    queue.append((data[:limit], peer, now, True))
+                    into.append((data[:limit], peer, now, True))
                 else:
-                    queue.append((data, peer, now, False))
+                    into.append((data, peer, now, False))
             if len(datagrams) < BATCH:
                 break  # the socket is empty
         stats.received += n
         stats.received_bytes += nbytes
         if n:
             intake.ready.set()
+        return len(queue) >= capacity
 
     def _recvfrom(self) -> tuple[list[bytes], list[Any]]:
         """`BatchReceiver.receive` with one `recvfrom` per datagram (no recvmmsg)."""
@@ -140,19 +172,27 @@ class UdpListener:
         """Datagrams the kernel dropped for this socket (buffer full), or None."""
         return udp_drops([self._inode])
 
-    def drain(self) -> None:
-        """Read everything the kernel holds for this socket into the intake."""
+    def drain(self, make_room: Callable[[], None]) -> None:
+        """Read everything the kernel holds for this socket into the intake, calling
+        `make_room` (process the queue) whenever the queue is full."""
         stats = self.intake.stats
         before = -1
-        while stats.received + stats.probes != before:
+        while True:
+            if self._read():
+                waiting = len(self.intake.queue)
+                make_room()
+                if len(self.intake.queue) >= waiting:
+                    return  # nothing processed it: what is left stays where it is
+            elif stats.received + stats.probes == before and not self._overflow:
+                return
             before = stats.received + stats.probes
-            self._on_readable()
 
-    def close(self) -> None:
+    def close(self, make_room: Callable[[], None]) -> None:
         """Stop listening; datagrams already in the kernel buffer are read first."""
-        if self._loop is not None:
+        if self._loop is not None and not self._held:
             self._loop.remove_reader(self.sock.fileno())
-            self.drain()
+        self._held = False
+        self.drain(make_room)
         self.sock.close()
 
 

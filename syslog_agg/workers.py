@@ -179,16 +179,17 @@ class WorkerPool:
     def kernel_drops(self) -> int | None:
         return udp_drops(self._inodes)
 
-    async def stop(self, intake: Intake) -> None:
+    async def stop(self, intake: Intake, make_room: Callable[[], None]) -> None:
         """SIGTERM the workers and take in everything they still ship; datagrams left in a
-        socket (a worker was being restarted) are read into `intake`."""
+        socket (a worker was being restarted) are read into `intake` (`make_room` processes
+        it when full)."""
         self._stopping = True
         for proc in self._procs.values():
             if proc.returncode is None:
                 proc.send_signal(signal.SIGTERM)
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for s in self.sockets:
-            UdpListener(intake, sock=s).drain()
+            UdpListener(intake, sock=s).drain(make_room)
             s.close()
 
 
@@ -269,8 +270,8 @@ async def _work(udp: socket.socket, ctl: socket.socket, setup: _Setup) -> None:
         if consumer.done():
             consumer.result()  # a bug: let it surface, the aggregator restarts us
         shipper.ship()
-    listener.close()  # reads what is left in the socket
     consumer.cancel()
+    listener.close(lambda: pipeline.process(intake.queue, len(intake.queue)))  # what is left
     pipeline.process(intake.queue, len(intake.queue))
     shipper.ship()
 

@@ -97,7 +97,7 @@ async def test_udp_reads_the_same_with_recvmmsg_and_recvfrom(
         s.bind(("127.0.0.2", 0))
         for data in sent:
             s.sendto(data, udp.address)
-    udp.drain()  # reads until the socket is empty, several batches
+    udp.drain(lambda: None)  # reads until the socket is empty, several batches
     udp.sock.close()
     assert intake.stats.received == 151 and intake.stats.probes == 1
     assert intake.stats.truncated == 1

@@ -28,18 +28,30 @@ async def test_udp_probe_oversize_and_rcvbuf(aggregator) -> None:
     assert run.agg.udp.kernel_drops() == 0
 
 
-async def test_udp_drops_when_queue_is_full() -> None:
+async def test_udp_waits_in_the_kernel_when_the_queue_is_full() -> None:
     intake = Intake(capacity=5, max_message_size=1024)
     udp = UdpListener(intake, "127.0.0.1", 0)
     udp.start()
+    processed: list[bytes] = []
+
+    def make_room() -> None:
+        processed.extend(item[0] for item in intake.queue)
+        intake.queue.clear()
+
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            for i in range(12):
+            for i in range(200):
                 s.sendto(b"<14>1 - - - - - - %d" % i, udp.address)
-        await eventually(lambda: intake.stats.received == 12)
-        assert len(intake.queue) == 5 and intake.stats.dropped == 7
+        await eventually(lambda: len(intake.queue) == 5)
+        assert intake.stats.dropped == 0 and intake.stats.received < 200  # not read: held
+        assert udp.kernel_drops() == 0
+        make_room()
+        assert intake.drained()                     # the consumer's call resumes the socket
+        await eventually(lambda: len(intake.queue) == 5 and intake.stats.received > 5)
     finally:
-        udp.close()
+        udp.close(make_room)                        # at stop: everything read, in order
+    assert processed == [b"<14>1 - - - - - - %d" % i for i in range(200)]
+    assert intake.stats.received == 200 and intake.stats.dropped == 0
 
 
 async def test_tcp_back_pressure_instead_of_drops() -> None:
