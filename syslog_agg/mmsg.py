@@ -15,25 +15,25 @@ import errno
 import socket
 from typing import Any
 
-__all__ = ["BatchReceiver", "BATCH"]
+__all__ = ["BATCH", "BatchReceiver", "IoVec", "MMsgHdr", "MsgHdr"]
 
 BATCH = 64
 _MSG_DONTWAIT = 0x40
 _NAME = 28  # sizeof(struct sockaddr_in6), room for either family
 
 
-class _MsgHdr(ctypes.Structure):
+class MsgHdr(ctypes.Structure):
     _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
                 ("iov", ctypes.c_void_p), ("iovlen", ctypes.c_size_t),
                 ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
                 ("flags", ctypes.c_int)]
 
 
-class _MMsgHdr(ctypes.Structure):
-    _fields_ = [("hdr", _MsgHdr), ("len", ctypes.c_uint)]
+class MMsgHdr(ctypes.Structure):
+    _fields_ = [("hdr", MsgHdr), ("len", ctypes.c_uint)]
 
 
-class _IoVec(ctypes.Structure):
+class IoVec(ctypes.Structure):
     _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
 
 
@@ -49,11 +49,11 @@ class BatchReceiver:
         self._size = size
         self._buf = ctypes.create_string_buffer(BATCH * size)
         self._names = ctypes.create_string_buffer(BATCH * _NAME)
-        self._iovs = (_IoVec * BATCH)()
-        self._hdrs = (_MMsgHdr * BATCH)()
+        self._iovs = (IoVec * BATCH)()
+        self._hdrs = (MMsgHdr * BATCH)()
         self._hdrs_address = ctypes.addressof(self._hdrs)
         base, names = ctypes.addressof(self._buf), ctypes.addressof(self._names)
-        iov_size = ctypes.sizeof(_IoVec)
+        iov_size = ctypes.sizeof(IoVec)
         for i in range(BATCH):
             self._iovs[i].base, self._iovs[i].len = base + i * size, size
             hdr = self._hdrs[i].hdr
@@ -62,8 +62,8 @@ class BatchReceiver:
             # length it filled, the same for every sender of one socket's family: never reset
         self._view = memoryview(self._buf).cast("B")
         # msg_len of each mmsghdr, read as a strided view of the array's 32-bit words
-        words = ctypes.sizeof(_MMsgHdr) // 4
-        self._lens = memoryview(self._hdrs).cast("B").cast("I")[_MMsgHdr.len.offset // 4::words]
+        words = ctypes.sizeof(MMsgHdr) // 4
+        self._lens = memoryview(self._hdrs).cast("B").cast("I")[MMsgHdr.len.offset // 4::words]
         self._starts = [i * size for i in range(BATCH)]
 
     @classmethod

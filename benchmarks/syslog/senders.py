@@ -15,6 +15,8 @@ import socket
 import sys
 import time
 
+from fobs.syslog_agg.mmsg import IoVec, MMsgHdr
+
 __all__ = ["message", "fuzz_datagrams", "udp_sender_main", "tcp_sender_main", "frame"]
 
 COMPONENTS = 8
@@ -82,21 +84,6 @@ def fuzz_datagrams(n: int, seed: int = 11) -> list[bytes]:
     return out
 
 
-class _MsgHdr(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32),
-                ("iov", ctypes.c_void_p), ("iovlen", ctypes.c_size_t),
-                ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
-                ("flags", ctypes.c_int)]
-
-
-class _MMsgHdr(ctypes.Structure):
-    _fields_ = [("hdr", _MsgHdr), ("len", ctypes.c_uint)]
-
-
-class _IoVec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-
-
 def _sendmmsg_all(sock: socket.socket, msgs: list[bytes], rate: float) -> None:
     """Send `msgs` on the connected `sock`, `_BATCH` per sendmmsg, paced at `rate` (0 = max)."""
     libc = ctypes.CDLL(None, use_errno=True)
@@ -104,16 +91,16 @@ def _sendmmsg_all(sock: socket.socket, msgs: list[bytes], rate: float) -> None:
     sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
     n = len(msgs)
     blob = ctypes.create_string_buffer(b"".join(msgs))
-    iovs = (_IoVec * n)()
-    hdrs = (_MMsgHdr * n)()
+    iovs = (IoVec * n)()
+    hdrs = (MMsgHdr * n)()
     base, off = ctypes.addressof(blob), 0
-    iov_size = ctypes.sizeof(_IoVec)
+    iov_size = ctypes.sizeof(IoVec)
     iov_base = ctypes.addressof(iovs)
     for i, m in enumerate(msgs):
         iovs[i].base, iovs[i].len = base + off, len(m)
         hdrs[i].hdr.iov, hdrs[i].hdr.iovlen = iov_base + i * iov_size, 1
         off += len(m)
-    hdr_size = ctypes.sizeof(_MMsgHdr)
+    hdr_size = ctypes.sizeof(MMsgHdr)
     hdr_base = ctypes.addressof(hdrs)
     fd = sock.fileno()
     per_tick = n if rate <= 0 else max(1, int(rate / 1000))
