@@ -57,9 +57,10 @@ async def test_reference_components_land_in_influxdb_with_their_tags(
                      outputs=influx_outputs(influxd_shared, db, tmp_path / "spool"))
     collector = await make_collector(config, real_outputs=True)
 
-    def arrived() -> bool:
-        return {t.get("job") for t in series_tags(influxd_shared, db, "scrape")} >= {
-            "DEA", "Router", "Stager", "Collector"} and all(
+    def arrived() -> bool:   # the Collector's healthz can land before its varz: wait for both
+        jobs = {"DEA", "Router", "Stager", "Collector"}
+        return all({t.get("job") for t in series_tags(influxd_shared, db, m)} >= jobs
+                   for m in ("scrape", "component")) and all(
             series_tags(influxd_shared, db, m) for m in ("dea", "router", "stager"))
 
     await until(arrived, "points of every component in influxd", timeout=20)
