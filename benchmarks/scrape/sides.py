@@ -7,8 +7,11 @@
 
 Each side starts, waits until every target has been scraped, waits one more interval, then
 measures `window` seconds: CPU (utime+stime) of each of its processes and of the fleet's,
-scrapes done and values stored in that window (from the side's own counters), peak RSS; then it
-stops. The sides run one after the other, never at once, so they never share the CPU.
+scrapes done and values stored in that window, peak RSS; then it stops. Scrapes and values are
+what the storage holds: for fobs counted by influxd (the window's `scrape` points and every
+field stamped in it), for Prometheus by its TSDB (`up` samples, appended samples), for vmagent
+by its scrape counter and victoria-metrics' inserted rows. The sides run one after the other,
+never at once, so they never share the CPU.
 """
 
 from __future__ import annotations
@@ -224,20 +227,55 @@ def bench_fobs(setup: Setup, python: str) -> Figures:
         get_json(varz_url, auth)          # varz is cached for 1 s: ask, wait, ask again
         time.sleep(1.05)
         s = get_json(varz_url, auth)["scrapes"]
-        done = sum(s["ok"].values()) + sum(s.get("failed_total", {}).values())
-        return float(done), float(s["late"] + s["missed"] + s["skipped_overlap"])
+        return (float(s["late"] + s["missed"] + s["skipped_overlap"]), time.time())
 
     seconds, cpu, fleet, before, after = measure(
         setup, {"collector": proc.pid, "influxd": influxd.pid}, counters)
     rss = {"collector": status_mb(proc.pid, "VmHWM"), "influxd": status_mb(influxd.pid, "VmHWM")}
     end_rss = status_mb(proc.pid, "VmRSS")
+    # what influxd stored in the window (scrape points are stamped with the scrape's start):
+    # the window's points are written within flush_interval + a write, the spool drains
+    span = int(before[1] * 1e9), int(after[1] * 1e9)
+    stored = stored_in_window(influx, span, wait=setup.interval + 3.0)
     setup.procs.stop(proc)
     setup.procs.stop(influxd)
-    scrapes = int(after[0] - before[0])
-    return Figures("fobs", seconds, scrapes,
-                   int(round(seconds / setup.interval * (setup.targets + 1))),
-                   int(after[1] - before[1]), scrapes * per_scrape, cpu, rss, fleet, idle,
-                   end_rss)
+    scrapes = stored["scrapes"]
+    expected = (span[1] - span[0]) / 1e9 / setup.interval * (setup.targets + 1)
+    values = stored["values"] if stored["values"] else scrapes * per_scrape
+    return Figures("fobs", seconds, scrapes, int(round(expected)), int(after[0] - before[0]),
+                   values, cpu, rss, fleet, idle, end_rss)
+
+
+def influx_query(url: str, q: str) -> list[dict[str, Any]]:
+    """The series of an InfluxQL answer from database `bench` (raises on an error)."""
+    query = urllib.parse.urlencode({"db": "bench", "q": q, "epoch": "ns"})
+    answer = get_json(f"{url}/query?{query}", timeout=120)
+    result = answer["results"][0]
+    if "error" in result:
+        raise RuntimeError(f"influxd: {result['error']} ({q})")
+    return list(result.get("series", []))
+
+
+def stored_in_window(url: str, span: tuple[int, int], wait: float) -> dict[str, int]:
+    """Scrapes (varz `scrape` points, the collector's own healthz and varz scrapes included, as
+    `expected` counts them) and values (every stored field) that influxd holds with a time in
+    `span` (ns): counted by influxd itself, once two counts `wait`/2 apart agree (the spool
+    has drained)."""
+    where = f"time >= {span[0]} AND time < {span[1]}"
+    last: dict[str, int] = {}
+    deadline = time.monotonic() + 4 * wait
+    while True:
+        time.sleep(wait / 2)
+        series = influx_query(url, f'SELECT count("up") FROM "scrape" WHERE {where} '
+                                   f"AND \"endpoint\" = 'varz'")
+        scrapes = int(series[0]["values"][0][1]) if series else 0
+        values = 0
+        for s in influx_query(url, f"SELECT count(*) FROM /.*/ WHERE {where}"):
+            values += sum(int(v) for v in s["values"][0][1:] if v is not None)
+        now = {"scrapes": scrapes, "values": values}
+        if now == last or time.monotonic() > deadline:
+            return now
+        last = now
 
 
 def scrape_config(setup: Setup) -> tuple[str, float]:
