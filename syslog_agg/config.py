@@ -26,7 +26,7 @@ class ListenConfig:
     reuse_port: bool = False         # SO_REUSEPORT, to run several aggregators on one port
     udp_workers: int = 0             # processes receiving and parsing UDP (0 = this process)
     max_message_size: int = 8192     # longer messages are truncated, flagged and counted
-    queue_size: int = 20_000         # messages between receiving and writing (memory)
+    queue_size: int = 4096           # messages between receiving and writing (memory)
     idle_timeout: float = 60.0       # seconds a TCP connection may stay silent
     max_connections: int = 1024      # TCP + TLS connections at once, counted from accept
     max_connections_per_source: int = 64  # of those, from one peer address

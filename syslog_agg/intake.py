@@ -5,7 +5,7 @@ pipeline parses and writes off this queue, so a burst is absorbed by the queue (
 buffer behind it) instead of being lost in the kernel. When the queue is full, the UDP socket is
 not read (the datagrams wait in the kernel's receive buffer) and TCP connections stop being read
 (back-pressure to the sender) until the queue has drained to half; what a read brought that did
-not fit waits in the listener (UDP) or its framer (TCP).
+not fit waits in the listener (UDP) or its session (TCP).
 """
 
 from __future__ import annotations

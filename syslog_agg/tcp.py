@@ -11,11 +11,14 @@ import socket
 import ssl
 import termios
 import time
+from collections import deque
+from collections.abc import Iterable
+from itertools import repeat
 
 from loguru import logger
 
 from fobs.syslog_agg.framing import Framer
-from fobs.syslog_agg.intake import Intake
+from fobs.syslog_agg.intake import Intake, Item
 from fobs.syslog_agg.stats import ListenerStats
 
 __all__ = ["TcpListener", "tls_context"]
@@ -24,9 +27,17 @@ _QUIET = 0.1      # a connection silent this long (seconds) is taken as drained 
 _ACCEPT_BATCH = 64  # connections accepted per readiness callback before letting others run
 _ACCEPT_RETRY = 1.0  # seconds accepting pauses when out of descriptors (as asyncio does)
 _OUT_OF_RESOURCES = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
+# Octets one read takes from a connection (into the listener's one buffer): up to READ_SIZE,
+# about 300 messages of 200 B, so a read's system call and callback cost little per message;
+# with many connections READ_BUDGET shared among them (at least MIN_READ each), as every held
+# connection keeps up to one read's worth of frames that did not fit in the queue (100
+# connections reading 64 KiB each held 10 MiB of them)
+READ_SIZE = 64 * 1024
+READ_BUDGET = 512 * 1024
+MIN_READ = 4 * 1024
 
 
-class _Session(asyncio.Protocol):
+class _Session(asyncio.BufferedProtocol):
     """One TCP/TLS connection, counted from accept: limits, TLS handshake, framing and
     back-pressure.
 
@@ -35,9 +46,15 @@ class _Session(asyncio.Protocol):
     (`loop.start_tls`) with the handshake bounded by `handshake_timeout`: a client that
     connects and never says hello holds a descriptor for that long only.
 
-    Back-pressure: when the intake queue is full the framer stops mid-buffer (`held`), the
-    socket stops being read, and the session waits in the intake until the queue has drained;
-    the frames already read stay in the framer, so the queue never grows past its bound.
+    Reading: the socket is read into the listener's one read buffer (`get_buffer`), behind a
+    copy of the unfinished frame this connection had left over, and the whole read is framed
+    at once and queued with one `deque.extend`. A connection owns no read buffer of its own,
+    only that left-over (at most `max_message_size` + 11 octets), so 100 connections cost
+    little more memory than one.
+
+    Back-pressure: when the intake queue is full, the frames of the read that did not fit wait
+    here (`_pending`, at most one read's worth), the socket stops being read, and the session
+    waits in the intake until the queue has drained to half (`resume`).
     """
 
     def __init__(self, listener: TcpListener, peer: str) -> None:
@@ -45,9 +62,10 @@ class _Session(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer = peer
         self.last_activity = time.monotonic()
-        self.framer = Framer(self._emit, listener.intake.max_message_size)
+        self.framer = Framer(listener.intake.max_message_size)
+        self._pending: deque[Item] = deque()  # framed, waiting for room in the queue
+        self._joined = 0           # length of the read buffer's copy of `framer.rest`
         self._errors_seen = 0
-        self._now = time.time()
         self._counted = True       # holds a slot in the listener (sessions, per source)
         self._lost = False
 
@@ -90,32 +108,65 @@ class _Session(asyncio.Protocol):
         if listener.intake.full:
             self._hold()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """The listener's read buffer, after a copy of this connection's unfinished frame (the
+        loop reads into it and calls `buffer_updated` before anything else runs)."""
+        rest = self.framer.rest
+        n = self._joined = len(rest)
+        listener = self.listener
+        if n:
+            listener.read_buffer[:n] = rest
+        return listener.read_view[n:n + listener.read_size]
+
+    def buffer_updated(self, nbytes: int) -> None:
         self.last_activity = time.monotonic()
-        self._now = time.time()
-        self.framer.feed(data)
-        self._count_errors()
-        if self.framer.held:
-            self._hold()
-
-    def _emit(self, frame: bytes, truncated: bool) -> None:
-        intake = self.listener.intake
-        stats = intake.stats
-        stats.received += 1
-        stats.received_bytes += len(frame)
-        if truncated:
-            stats.truncated += 1
-        queue = intake.queue
-        queue.append((frame, self.peer, self._now, truncated))
-        intake.ready.set()
-        if len(queue) >= intake.capacity:
-            self.framer.held = True  # the framer keeps the rest until `resume`
-
-    def _count_errors(self) -> None:
         framer = self.framer
+        frames = framer.feed(bytes(self.listener.read_view[:self._joined + nbytes]),
+                             joined=True)
         if framer.framing_errors != self._errors_seen:
             self.listener.intake.stats.framing_errors += framer.framing_errors - self._errors_seen
             self._errors_seen = framer.framing_errors
+        if frames:
+            self._queue(frames, framer.cut)
+
+    def _queue(self, frames: list[bytes], cut: list[int]) -> None:
+        """Count `frames` and queue them, or as many as fit; the rest wait in `_pending` and
+        the socket is no longer read until the queue has room (`resume`)."""
+        intake = self.listener.intake
+        stats = intake.stats
+        queue = intake.queue
+        n = len(frames)
+        stats.received += n
+        stats.received_bytes += sum(map(len, frames))
+        now = time.time()
+        if cut:
+            stats.truncated += len(cut)
+            truncated = set(cut)
+            items: Iterable[Item] = [(f, self.peer, now, i in truncated)
+                                     for i, f in enumerate(frames)]
+        else:
+            items = zip(frames, repeat(self.peer), repeat(now), repeat(False))
+        room = intake.capacity - len(queue)
+        if n <= room and not self._pending:
+            queue.extend(items)
+        else:
+            self._pending.extend(items)
+            self._push()
+        intake.ready.set()
+        if len(queue) >= intake.capacity:
+            self._hold()
+
+    def _push(self) -> None:
+        """Move pending frames into the queue while it has room."""
+        intake = self.listener.intake
+        queue, pending = intake.queue, self._pending
+        room = intake.capacity - len(queue)
+        if len(pending) <= room:
+            queue.extend(pending)
+            pending.clear()
+        else:
+            for _ in range(max(room, 0)):
+                queue.append(pending.popleft())
 
     def _hold(self) -> None:
         """Stop reading the socket until the intake has drained (Intake.drained → resume)."""
@@ -125,16 +176,32 @@ class _Session(asyncio.Protocol):
         self.listener.intake.hold(self)
 
     def resume(self) -> None:
-        """The queue has room again: frame what was held back, then read the socket again."""
-        self.framer.held = False
-        self.framer.feed(b"")
-        self._count_errors()
-        if self.framer.held:
-            self.listener.intake.hold(self)
-        elif self._lost:
-            self.framer.close()
+        """The queue has room again: the pending frames go in first, then the socket is read
+        again (or, if the peer has gone, its last frame goes in)."""
+        intake = self.listener.intake
+        if self._pending:
+            self._push()
+            intake.ready.set()
+            if self._pending:
+                intake.hold(self)
+                return
+        if self._lost:
+            self._close_framer()
         elif self.transport is not None and not self.transport.is_closing():
             self.transport.resume_reading()
+
+    def _close_framer(self) -> None:
+        """The peer has gone: its last frame without an LF goes in, even past the queue's
+        bound (one frame per connection, as it ends)."""
+        framer = self.framer
+        frames = framer.close()
+        if frames:
+            intake = self.listener.intake
+            intake.stats.received += 1
+            intake.stats.received_bytes += len(frames[0])
+            intake.stats.truncated += len(framer.cut)
+            intake.queue.append((frames[0], self.peer, time.time(), bool(framer.cut)))
+            intake.ready.set()
 
     def eof_received(self) -> bool | None:
         return None  # close our side too
@@ -143,9 +210,8 @@ class _Session(asyncio.Protocol):
         if self._lost:
             return
         self._lost = True
-        self._now = time.time()
-        if not self.framer.held:  # else the held frames go in first (see resume)
-            self.framer.close()
+        if not self._pending:  # else the pending frames go in first (see resume)
+            self._close_framer()
         self._release()
 
     def _release(self) -> None:
@@ -180,6 +246,11 @@ class TcpListener:
         self.handshake_timeout = handshake_timeout
         self.reuse_port = reuse_port
         self.sessions: set[_Session] = set()
+        # every session reads into this one buffer (see _Session.get_buffer): its unfinished
+        # frame (up to max_message_size + 11 octets) first, then up to READ_SIZE new octets
+        self.read_buffer = bytearray(READ_SIZE + intake.max_message_size + 16)
+        self.read_view = memoryview(self.read_buffer)
+        self.read_size = READ_SIZE  # per read and connection, see READ_BUDGET
         self.per_source: dict[str, int] = {}
         self.tasks: set[asyncio.Task[None]] = set()  # connections being set up, handshakes
         self.stats = ListenerStats()
@@ -233,6 +304,7 @@ class TcpListener:
             self.sessions.add(session)
             self.per_source[peer] = self.per_source.get(peer, 0) + 1
             self.stats.connections += 1
+            self._size_reads()
             conn.setblocking(False)
             task = self._loop.create_task(self._connect(session, conn))
             self.tasks.add(task)
@@ -268,6 +340,10 @@ class TcpListener:
             self.per_source[session.peer] = count
         else:
             self.per_source.pop(session.peer, None)
+        self._size_reads()
+
+    def _size_reads(self) -> None:
+        self.read_size = max(MIN_READ, min(READ_SIZE, READ_BUDGET // max(len(self.sessions), 1)))
 
     async def _sweep(self) -> None:
         interval = max(min(self.idle_timeout / 4, 5.0), 0.05)

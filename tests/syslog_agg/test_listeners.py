@@ -63,7 +63,7 @@ async def test_tcp_back_pressure_instead_of_drops() -> None:
         writer.write(b"".join(b"<14>1 - - - - - - %d\n" % i for i in range(50000)))
         await eventually(lambda: len(intake.queue) >= 10)
         await asyncio.sleep(0.1)  # give the loop a chance to (wrongly) keep reading
-        assert len(intake.queue) == 10 and intake.stats.dropped == 0  # held in the framer
+        assert len(intake.queue) == 10 and intake.stats.dropped == 0  # waiting in the session
         got = 0
         while got < 50000:  # consume like the pipeline does: resumes the reader
             await eventually(lambda: len(intake.queue) > 0)

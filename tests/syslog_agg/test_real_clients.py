@@ -70,6 +70,34 @@ async def test_logger_oversize_message_is_truncated(aggregator) -> None:
     assert run.agg.varz()["truncated"] == 1
 
 
+async def test_many_logger_streams_under_back_pressure(aggregator, tmp_path: Path) -> None:
+    """12 `logger -f` processes, each streaming 4,000 lines over its own TCP connection (half
+    LF, half octet-counted) into a queue of 500: every line is stored once, in each sender's
+    order, nothing is dropped and no frame is misread (the session frames whole reads and
+    holds what does not fit)."""
+    run = await aggregator(listen={"queue_size": 500})
+    senders, n = 12, 4000
+    for k in range(senders):
+        (tmp_path / f"in{k}.txt").write_text("".join(f"s{k} line {i}\n" for i in range(n)))
+    await asyncio.gather(*(
+        logger_send("--rfc5424", "-n", "127.0.0.1", "-P", str(run.port()), "-T",
+                    *(["--octet-count"] if k % 2 else []), "-t", f"vcap.s{k % 3}",
+                    "-f", str(tmp_path / f"in{k}.txt"))
+        for k in range(senders)))
+    await run.received(senders * n, timeout=60)
+    await eventually(lambda: sum(len(run.lines(f"s{c}")) for c in range(3)) == senders * n,
+                     timeout=30, what="every line stored")
+    for k in range(senders):
+        mine = [line.rsplit(" ", 3)[1:] for c in range(3) for line in run.lines(f"s{c}")
+                if f" s{k} line " in line]
+        assert [int(i) for _, _, i in mine] == list(range(n))
+    stats = run.agg.intake.stats
+    assert stats.received == senders * n and stats.dropped == 0
+    assert stats.framing_errors == 0 and stats.truncated == 0
+    assert run.agg.intake.peak <= 500
+    await eventually(lambda: run.agg.varz()["open_connections"] == 0)
+
+
 # Cloud Foundry's forwarder template (cf-release jobs/*/templates/syslog_forwarder.conf.erb)
 CF_TEMPLATE = ("<%PRI%>%TIMESTAMP:::date-rfc3339% 10.0.0.9 %programname% "
                "[job=dea_next index=3] %msg%\\n")
