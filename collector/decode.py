@@ -16,6 +16,7 @@ in steady state.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import msgspec
@@ -29,3 +30,46 @@ def loads(body: bytes) -> Any:
         return _decode(body)
     except (msgspec.DecodeError, RecursionError):   # the standard library decides
         return json.loads(body)
+
+
+class Partial:
+    """Decodes only the keys one handler reads, for bodies whose bulk it never looks at.
+
+    dea_ng's 20 KB varz is mostly its instance registry, of whose ~30 attributes per instance
+    the DEA handler reads five: a typed msgspec decoder skips the rest without building them
+    (25 → 17 µs a body, the dict included). `struct` declares the keys read (a `keys_struct`,
+    nested ones for the objects below); the handler gets a dict of the keys the body had,
+    equal to what `loads` builds for them. A body that has one of `whole_if` (declared
+    metrics, whose paths may name any key) is decoded whole; one the typed decoder refuses (a
+    value of another shape, invalid JSON) goes through `loads`, which decides as it always did:
+    the same dict for every key the handler reads, or the same error.
+    """
+
+    def __init__(self, struct: type[msgspec.Struct], whole_if: Iterable[str] = ()) -> None:
+        self._decode = msgspec.json.Decoder(struct).decode
+        self._whole_if = tuple(whole_if)
+
+    def __call__(self, body: bytes) -> Any:
+        try:
+            obj = self._decode(body)
+        except (msgspec.DecodeError, RecursionError):   # ValidationError is a DecodeError
+            return loads(body)
+        if any(getattr(obj, key) is not msgspec.UNSET for key in self._whole_if):
+            return loads(body)
+        return msgspec.to_builtins(obj)     # Structs → dicts without their UNSET fields
+
+
+def keys_struct(name: str, keys: Iterable[str], types: Mapping[str, Any] | None = None
+                ) -> type[msgspec.Struct]:
+    """A Struct of `keys`, each any JSON value (or `types[key]`), UNSET when absent."""
+    types = types or {}
+    return msgspec.defstruct(name, [(key, types.get(key, Any), msgspec.UNSET) for key in keys])
+
+
+def objects_of(struct: type[msgspec.Struct], depth: int = 1) -> Any:
+    """`dict[str, … dict[str, struct]]` (`depth` levels of JSON objects), or null, for a key of
+    a `keys_struct`."""
+    kind: Any = struct
+    for _ in range(depth):
+        kind = dict[str, kind]
+    return kind | None | msgspec.UnsetType

@@ -29,7 +29,6 @@ from typing import Any
 
 from loguru import logger
 
-from fobs.collector import decode
 from fobs.collector.config import ENDPOINTS, ScrapeConfig
 from fobs.collector.fetch import Fetcher, error_class, error_message
 from fobs.collector.handlers import Handler, handler_for
@@ -311,7 +310,7 @@ class Scraper:
                 ) -> tuple[str, str, int]:
         """Decode varz and run its handler: (error class, message, values skipped)."""
         try:
-            varz = decode.loads(body)
+            varz = handler.decode(body)
         except RecursionError:
             return "bad_json", "JSON nested too deeply", 0
         except ValueError as e:

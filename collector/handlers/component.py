@@ -39,6 +39,10 @@ LOG_LEVELS = {
 LOG_FIELDS = ("log_fatal", "log_error", "log_warn", "log_info", "log_debug")
 MAX_LEVELS = 32
 
+# Keys `add_component_fields` reads (a handler with a partial decoder must decode them).
+READS = ("mem_bytes", "mem", "mem_used_bytes", "mem_free_bytes", "cpu", "cpu_load_avg",
+         "num_cores", "uptime", "log_counts")
+
 # Keys the generic fields consume, or that identify the component (never flattened as data).
 KEYS = frozenset({
     "type", "index", "uuid", "host", "credentials", "start", "uptime", "num_cores", "cpu",
@@ -53,7 +57,7 @@ def add_component_fields(varz: Mapping[str, Any], rec: Recorder) -> None:
         rec.gauge(fields, "mem_bytes", varz["mem_bytes"])
     else:
         rec.gauge(fields, "mem_bytes", varz.get("mem"), scale=KB)
-    for key in ("mem_used_bytes", "mem_free_bytes", "cpu", "cpu_load_avg", "num_cores"):
+    for key in READS[2:7]:
         rec.gauge(fields, key, varz.get(key))
     uptime = varz.get("uptime")
     if uptime is not None:

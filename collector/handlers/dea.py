@@ -37,9 +37,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fobs.collector import decode
+from fobs.collector.handlers import component
 from fobs.collector.handlers.recorder import MAX_ITEMS, Fields, Recorder
 from fobs.collector.handlers.registry import register
 from fobs.collector.handlers.values import tag_value, to_float
+from fobs.components.metrics import DECLARATIONS_KEY
 
 MB = 1024 * 1024
 STATES = ("BORN", "STARTING", "RUNNING", "STOPPING", "STOPPED", "CRASHED", "RESUMING", "DELETED",
@@ -61,8 +64,16 @@ COUNTERS = {"total_warden_response_time_in_ms": "warden_response_time_ms",
 V1_MEMORY = {"apps_max_memory": "max_memory_bytes", "apps_reserved_memory": "reserved_memory_bytes",
              "apps_used_memory": "used_memory_bytes"}
 
+# What this handler and the generic fields read: a DEA body is decoded for these keys only
+# (`decode.Partial`), and for five attributes of each instance of its registry.
+_Instance = decode.keys_struct("_Instance", ("state", "limits", *USAGE))
+_Varz = decode.keys_struct(
+    "_Varz", (*component.READS, *GAUGES, *COUNTERS, *V1_MEMORY, "warden_containers", "stacks",
+              "instance_registry", DECLARATIONS_KEY),
+    {"instance_registry": decode.objects_of(_Instance, depth=2)})
 
-@register("DEA")
+
+@register("DEA", decoder=decode.Partial(_Varz, whole_if=(DECLARATIONS_KEY,)))
 def handle(varz: Mapping[str, Any], rec: Recorder) -> None:
     fields: Fields = {}
     rec.gauges(fields, varz, GAUGES)

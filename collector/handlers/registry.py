@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from loguru import logger
 
+from fobs.collector import decode
 from fobs.collector.handlers import declared
 from fobs.collector.handlers.component import add_component_fields
 from fobs.collector.handlers.recorder import Recorder
@@ -40,6 +41,8 @@ class Handler:
 
     name: str
     fn: HandlerFn
+    decode: Callable[[bytes], Any] = decode.loads   # body → varz (`decode.Partial`: the keys
+                                                    # this handler reads)
 
     def __call__(self, varz: Any, out: Appender) -> HandlerStats:
         """Add the points for one varz to `out`; never raises."""
@@ -59,14 +62,16 @@ HANDLERS: dict[str, Handler] = {}
 _PATTERNS: list[tuple[str, Handler]] = []
 
 
-def register(*types: str, patterns: tuple[str, ...] = (),
-             name: str | None = None) -> Callable[[HandlerFn], HandlerFn]:
-    """Register a handler function for exact component types and/or type patterns.
+def register(*types: str, patterns: tuple[str, ...] = (), name: str | None = None,
+             decoder: Callable[[bytes], Any] = decode.loads
+             ) -> Callable[[HandlerFn], HandlerFn]:
+    """Register a handler function for exact component types and/or type patterns (and how
+    its bodies are decoded: `decode.loads`, or a `decode.Partial` of the keys it reads).
 
     A type or pattern registered twice raises ValueError (at import, so it can't go unnoticed).
     """
     def decorator(fn: HandlerFn) -> HandlerFn:
-        handler = Handler(name or fn.__module__.rpartition(".")[2], fn)
+        handler = Handler(name or fn.__module__.rpartition(".")[2], fn, decoder)
         taken = [t for t in types if t in HANDLERS]
         taken += [p for p in patterns if any(p == known for known, _ in _PATTERNS)]
         if taken:

@@ -6,6 +6,7 @@ handler sets an identity tag or an unbounded tag value.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -14,11 +15,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fobs.collector.handlers import HANDLERS
+from fobs.collector import decode
+from fobs.collector.handlers import HANDLERS, handler_for
 from fobs.collector.handlers.generic import MAX_FIELDS
 from fobs.collector.handlers.values import IDENTITY_TAGS, INT64_MAX, INT64_MIN
 from fobs.components.metrics import DECLARATIONS_KEY
-from tests.collector.handlers.golden import BASE_TAGS, case_dirs, load_varz, run, schema_from_docs
+from tests.collector.handlers.golden import (
+    BASE_TAGS,
+    case_dirs,
+    load_varz,
+    render,
+    run,
+    schema_from_docs,
+)
 
 SCHEMA = schema_from_docs()
 # One component type per handler (the Go types all share `contexts`), plus the pattern families.
@@ -98,10 +107,9 @@ MUTABLE = [(t, varz, paths) for t, varz in CASES if isinstance(varz, dict)
            if len(paths) <= 1_000]
 
 
-@SETTINGS
-@given(data=st.data())
-def test_mutated_real_payloads(data: st.DataObject) -> None:
-    component_type, original, paths = data.draw(st.sampled_from(MUTABLE))
+def mutated(data: st.DataObject, original: dict[str, Any], paths: list[tuple[Any, ...]]
+            ) -> dict[str, Any]:
+    """A copy of a real payload with one to four of its paths set to random JSON."""
     varz = copy.deepcopy(original)
     for path in data.draw(st.lists(st.sampled_from(paths), min_size=1, max_size=4)):
         target = varz
@@ -111,7 +119,42 @@ def test_mutated_real_payloads(data: st.DataObject) -> None:
             target[path[-1]] = data.draw(json_values)
         except (KeyError, IndexError, TypeError):
             continue                  # an earlier mutation replaced this path's parent
-    check(component_type, varz)
+    return varz
+
+
+@SETTINGS
+@given(data=st.data())
+def test_mutated_real_payloads(data: st.DataObject) -> None:
+    component_type, original, paths = data.draw(st.sampled_from(MUTABLE))
+    check(component_type, mutated(data, original, paths))
+
+
+# Types whose handler decodes only the keys it reads (`decode.Partial`).
+PARTIAL = sorted(t for t, handler in HANDLERS.items() if handler.decode is not decode.loads)
+
+
+def check_own_decoder(component_type: str, varz: Any) -> None:
+    """The handler's own decoder gives it what `json.loads` gives: the same points and skips."""
+    body = json.dumps(varz).encode()        # NaN, lone surrogates: the fallback's cases
+    expected = render(*run(component_type, json.loads(body)))
+    assert render(*run(component_type, handler_for(component_type).decode(body))) == expected
+
+
+def test_partial_decoders_exist_and_see_the_golden_cases_whole() -> None:
+    assert "DEA" in PARTIAL
+    for component_type, varz in CASES:
+        if component_type in PARTIAL:
+            check_own_decoder(component_type, varz)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_partial_decoders_see_what_loads_sees(data: st.DataObject) -> None:
+    """Random and mutated real payloads of the types with a partial decoder."""
+    component_type, original, paths = data.draw(st.sampled_from(
+        [m for m in MUTABLE if m[0] in PARTIAL]))
+    check_own_decoder(component_type, mutated(data, original, paths))
+    check_own_decoder(component_type, data.draw(st.dictionaries(keys, json_values, max_size=12)))
 
 
 HOSTILE = [None, True, "x", "12", -1.5, math.nan, math.inf, 2**64, -(2**70), 1e300, [], {},
@@ -133,6 +176,8 @@ def test_every_path_of_every_payload_survives_every_hostile_value(
         for hostile in HOSTILE:
             parent[path[-1]] = hostile
             check(component_type, varz)
+            if component_type in PARTIAL:
+                check_own_decoder(component_type, varz)
         parent[path[-1]] = kept
 
 
