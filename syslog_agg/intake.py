@@ -16,7 +16,17 @@ from typing import Protocol
 
 from fobs.syslog_agg.stats import IntakeStats
 
-__all__ = ["Intake", "Item", "Resumable"]
+__all__ = ["GATHER", "GATHER_BELOW", "Intake", "Item", "Resumable"]
+
+# Waking up costs about as much as handling 10 messages (the loop's turn, the pipeline task's
+# step, the store's appends; the UDP socket's readiness and system call): at moderate rates
+# every few messages woke both sides. So when the pipeline wakes to fewer than GATHER_BELOW
+# messages, it lets more gather for GATHER seconds, and the UDP listener, after a read that
+# emptied the socket with less than a full batch, stops reading for as long (the kernel's
+# buffer holds them). A message waits up to about 2 * GATHER longer; at 20,000 msgs/s this
+# took the CPU per message from 14.9 to 7.3 µs (2 ms: 8.5 µs).
+GATHER = 0.005
+GATHER_BELOW = 256
 
 # (data, peer address, received_at (time.time()), truncated)
 Item = tuple[bytes, str, float, bool]

@@ -12,7 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from fobs.syslog_agg.intake import Intake, Item
+from fobs.syslog_agg.intake import GATHER, GATHER_BELOW, Intake, Item
 from fobs.syslog_agg.lines import Formatter, format_received
 from fobs.syslog_agg.parser import parse
 from fobs.syslog_agg.router import Router
@@ -59,19 +59,25 @@ class Pipeline:
         route = self.router.route
         line = self.line
         stats = self.stats
-        counts = stats.components
         formats = stats.formats
         out: dict[tuple[str, str], list[str]] = {}
+        # component -> (its counts, its lines of `day` in this slice): one look-up a message
+        slots: dict[str, tuple[Counts, list[str]]] = {}
         refused: dict[str, int] = {}  # component -> messages the tail refused in this slice
         tail = self.tail
         if tail is not None:
             admit, publish, limited = tail
         mono = time.monotonic()
+        last_when, now, received, day = self._last_when, self._now, self._received, self._day
         for _ in range(n):
             data, peer, when, truncated = popleft()
-            if when != self._last_when:
+            if when != last_when:
                 self._set_time(when)
-            msg = parse(data, now=self._now)
+                last_when, now, received = when, self._now, self._received
+                if self._day != day:
+                    day = self._day
+                    slots = {}
+            msg = parse(data, now=now)
             if truncated:
                 msg.truncated = True
             component = route(msg)
@@ -79,23 +85,20 @@ class Pipeline:
             if component is None:
                 stats.discarded += 1
                 continue
-            c = counts.get(component)
-            if c is None:
-                c = counts[component] = Counts()
+            slot = slots.get(component)
+            if slot is None:
+                slot = slots[component] = self._slot(component, day, out)
+            c, lines = slot
             c.messages += 1
             c.bytes += len(data)
             sev = msg.severity
             c.severity[8 if sev is None else sev] += 1
-            key = (component, self._day)
-            lines = out.get(key)
-            if lines is None:
-                lines = out[key] = []
-            lines.append(line(msg, component, self._received, peer))
+            lines.append(line(msg, component, received, peer))
             if tail is not None:
                 if component in refused:
                     refused[component] += 1
                 elif admit(component, mono):
-                    publish(component, self.json_line(msg, component, self._received, peer))
+                    publish(component, self.json_line(msg, component, received, peer))
                 else:
                     refused[component] = 0
         append = self.append
@@ -105,6 +108,17 @@ class Pipeline:
             if more:
                 limited(component, more)
 
+    def _slot(self, component: str, day: str, out: dict[tuple[str, str], list[str]]
+              ) -> tuple[Counts, list[str]]:
+        counts = self.stats.components
+        c = counts.get(component)
+        if c is None:
+            c = counts[component] = Counts()
+        lines = out.get((component, day))
+        if lines is None:
+            lines = out[(component, day)] = []
+        return c, lines
+
     async def consume(self, intake: Intake) -> None:
         """Process `intake` for ever, a slice at a time, yielding to the loop in between."""
         queue = intake.queue
@@ -112,6 +126,8 @@ class Pipeline:
             if not queue:
                 intake.ready.clear()
                 await intake.ready.wait()
+                if len(queue) < GATHER_BELOW:
+                    await asyncio.sleep(GATHER)
             intake.note_depth()
             self.process(queue, min(len(queue), SLICE))
             if intake.drained() or queue:  # else waiting for more yields to the loop anyway:

@@ -17,11 +17,12 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
+from itertools import repeat
 from typing import Any
 
 from loguru import logger
 
-from fobs.syslog_agg.intake import Intake, Item
+from fobs.syslog_agg.intake import GATHER, Intake, Item
 from fobs.syslog_agg.mmsg import BATCH, BatchReceiver
 
 __all__ = ["UdpListener", "bind_udp", "rcvbuf_granted", "udp_drops"]
@@ -70,6 +71,8 @@ class UdpListener:
         self._peer: Callable[[Any], str] = (
             operator.itemgetter(0) if batch is None else batch.peer)
         self._held = False
+        self._batch = 0  # datagrams the last read took
+        self._resting: asyncio.TimerHandle | None = None  # not reading for GATHER seconds
         self._overflow: deque[Item] = deque()  # read in the batch that filled the queue
 
     def start(self) -> None:
@@ -81,6 +84,16 @@ class UdpListener:
     def _on_readable(self) -> None:
         if self._read():
             self._hold()
+        elif self._batch < _UDP_BATCH and self._loop is not None:
+            # the socket is empty after a small batch: let datagrams gather in the kernel's
+            # buffer for GATHER seconds rather than wake for every few (see intake.GATHER)
+            self._loop.remove_reader(self.sock.fileno())
+            self._resting = self._loop.call_later(GATHER, self._rested)
+
+    def _rested(self) -> None:
+        self._resting = None
+        if not self._held and self._loop is not None and self.sock.fileno() >= 0:
+            self._loop.add_reader(self.sock.fileno(), self._on_readable)
 
     def _hold(self) -> None:
         """The queue is full: stop reading until the consumer has made room (`resume`)."""
@@ -122,6 +135,22 @@ class UdpListener:
                 break
             if not datagrams:
                 break
+            k = len(datagrams)
+            sizes = list(map(len, datagrams))
+            if min(sizes) > 1 and max(sizes) <= limit and len(queue) + k <= capacity:
+                # nearly every batch: no probe, nothing to cut, room for all; queued in C
+                first = senders[0]
+                if senders.count(first) == k:
+                    peer = peers.get(first) or self._learn(first)
+                    queue.extend(zip(datagrams, repeat(peer), repeat(now), repeat(False)))
+                else:
+                    texts = [peers.get(a) or self._learn(a) for a in senders]
+                    queue.extend(zip(datagrams, texts, repeat(now), repeat(False)))
+                n += k
+                nbytes += sum(sizes)
+                if k < BATCH:
+                    break  # the socket is empty
+                continue
             for data, sender in zip(datagrams, senders, strict=True):
                 size = len(data)
                 if size <= 1 and (size == 0 or data == b"\x00"):
@@ -129,11 +158,7 @@ class UdpListener:
                     continue
                 n += 1
                 nbytes += size
-                peer = peers.get(sender)
-                if peer is None:
-                    if len(peers) > 10000:
-                        peers.clear()
-                    peer = peers[sender] = self._peer(sender)
+                peer = peers.get(sender) or self._learn(sender)
                 into = queue if len(queue) < capacity else overflow
                 if size > limit:
                     stats.truncated += 1
@@ -144,9 +169,18 @@ class UdpListener:
                 break  # the socket is empty
         stats.received += n
         stats.received_bytes += nbytes
+        self._batch = n
         if n:
             intake.ready.set()
         return len(queue) >= capacity
+
+    def _learn(self, sender: Any) -> str:
+        """The text of a sender's address, remembered (for at most 10,000 senders)."""
+        peers = self._peers
+        if len(peers) > 10000:
+            peers.clear()
+        peer = peers[sender] = self._peer(sender)
+        return peer
 
     def _recvfrom(self) -> tuple[list[bytes], list[Any]]:
         """`BatchReceiver.receive` with one `recvfrom` per datagram (no recvmmsg)."""
@@ -189,7 +223,10 @@ class UdpListener:
 
     def close(self, make_room: Callable[[], None]) -> None:
         """Stop listening; datagrams already in the kernel buffer are read first."""
-        if self._loop is not None and not self._held:
+        if self._resting is not None:
+            self._resting.cancel()
+            self._resting = None
+        elif self._loop is not None and not self._held:
             self._loop.remove_reader(self.sock.fileno())
         self._held = False
         self.drain(make_room)

@@ -54,6 +54,35 @@ async def test_udp_waits_in_the_kernel_when_the_queue_is_full() -> None:
     assert intake.stats.received == 200 and intake.stats.dropped == 0
 
 
+async def test_udp_rests_after_a_small_batch_and_reads_everything(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a read that emptied the socket with a small batch, the listener stops reading
+    for GATHER seconds; what comes meanwhile waits in the kernel and is read after, or at
+    close if the listener is closed while resting."""
+    monkeypatch.setattr("fobs.syslog_agg.udp.GATHER", 0.3)  # long enough to see it rest
+    intake = Intake(capacity=1000, max_message_size=1024)
+    udp = UdpListener(intake, "127.0.0.1", 0)
+    udp.start()
+    got: list[bytes] = []
+
+    def make_room() -> None:
+        got.extend(item[0] for item in intake.queue)
+        intake.queue.clear()
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(b"<14>1 - - - - - - first", udp.address)
+        await eventually(lambda: intake.stats.received == 1)
+        assert udp._resting is not None                 # not reading for a moment
+        s.sendto(b"<14>1 - - - - - - second", udp.address)
+        await eventually(lambda: intake.stats.received == 2)   # read once it has rested
+        await eventually(lambda: udp._resting is not None)
+        s.sendto(b"<14>1 - - - - - - third", udp.address)
+        udp.close(make_room)                            # closed while resting: still read
+    make_room()
+    assert got == [b"<14>1 - - - - - - %s" % w for w in (b"first", b"second", b"third")]
+    assert udp.kernel_drops() is None or intake.stats.dropped == 0
+
+
 async def test_tcp_back_pressure_instead_of_drops() -> None:
     intake = Intake(capacity=10, max_message_size=1024)
     tcp = TcpListener(intake, "127.0.0.1", 0)
