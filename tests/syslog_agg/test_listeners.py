@@ -28,16 +28,24 @@ async def test_udp_probe_oversize_and_rcvbuf(aggregator) -> None:
     assert run.agg.udp.kernel_drops() == 0
 
 
+class _Consumer:
+    """A started UDP listener on its own intake, and `make_room`, which takes the queued
+    messages as the pipeline would (into `processed`)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.intake = Intake(capacity=capacity, max_message_size=1024)
+        self.udp = UdpListener(self.intake, "127.0.0.1", 0)
+        self.udp.start()
+        self.processed: list[bytes] = []
+
+    def make_room(self) -> None:
+        self.processed.extend(item[0] for item in self.intake.queue)
+        self.intake.queue.clear()
+
+
 async def test_udp_waits_in_the_kernel_when_the_queue_is_full() -> None:
-    intake = Intake(capacity=5, max_message_size=1024)
-    udp = UdpListener(intake, "127.0.0.1", 0)
-    udp.start()
-    processed: list[bytes] = []
-
-    def make_room() -> None:
-        processed.extend(item[0] for item in intake.queue)
-        intake.queue.clear()
-
+    c = _Consumer(capacity=5)
+    intake, udp, processed, make_room = c.intake, c.udp, c.processed, c.make_room
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             for i in range(200):
@@ -60,14 +68,8 @@ async def test_udp_rests_after_a_small_batch_and_reads_everything(
     for GATHER seconds; what comes meanwhile waits in the kernel and is read after, or at
     close if the listener is closed while resting."""
     monkeypatch.setattr("fobs.syslog_agg.udp.GATHER", 0.3)  # long enough to see it rest
-    intake = Intake(capacity=1000, max_message_size=1024)
-    udp = UdpListener(intake, "127.0.0.1", 0)
-    udp.start()
-    got: list[bytes] = []
-
-    def make_room() -> None:
-        got.extend(item[0] for item in intake.queue)
-        intake.queue.clear()
+    c = _Consumer(capacity=1000)
+    intake, udp, got, make_room = c.intake, c.udp, c.processed, c.make_room
 
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(b"<14>1 - - - - - - first", udp.address)
