@@ -10,6 +10,17 @@ TLS cannot be downgraded: nats-py upgrades to TLS only when the server's INFO sa
 user and password in plaintext. When the config asks for TLS, `_TlsClient` refuses such an INFO
 before CONNECT is written (the attempt fails, is counted in `errors`, and the next server is
 tried). `tls_handshake_first` starts TLS before INFO (nats-server 2.10.4+ with `handshake_first`).
+
+A flush that times out must not leave the connection half-dead. nats-py (2.16 included) keeps a
+flush's PONG future in its queue after `wait_for` cancelled it; when the late PONG comes (a node
+frozen longer than the timeout, then thawed), `set_result` on the cancelled future raises
+`InvalidStateError` inside the read loop, which logs "nats: encountered error" and ends — while
+the client still says CONNECTED and keeps publishing. Nothing is read any more until its own
+pings go unanswered (ping_interval × (max_outstanding_pings + 1), 60 s by default): a collector
+heard by the others but deaf to them. `_Client` skips a PONG whose flush gave up (the PONGs
+still pair with the PINGs in order) and, should the read loop end on any other unexpected
+error, reports it through the error callback and forces a reconnect instead of staying deaf
+(the fix nats.py#914 proposes upstream; nats.py2#36 fixed the PONG pairing in the old client).
 """
 
 from __future__ import annotations
@@ -87,7 +98,34 @@ class TlsDowngradeError(nats_errors.Error):
         return "nats: server did not require TLS although TLS is configured; not connecting"
 
 
-class _TlsClient(Client):
+class DeafReadLoopError(nats_errors.Error):
+    """nats-py's read loop ended on an error it only logged, the connection still up."""
+
+    def __str__(self) -> str:
+        return "nats: the read loop stopped on an unexpected error; reconnecting"
+
+
+class _Client(Client):
+    """nats-py's client that a timed-out flush cannot leave deaf (see the module's docstring)."""
+
+    async def _process_pong(self) -> None:
+        if self._pongs and self._pongs[0].done():   # its flush timed out: nobody waits for it
+            self._pongs.pop(0)
+            self._pongs_received += 1
+            self._pings_outstanding = 0
+            return
+        await super()._process_pong()
+
+    async def _read_loop(self) -> None:
+        await super()._read_loop()
+        # It returns by itself when closing or reconnecting; still CONNECTED and still this
+        # connection's reader means it stopped on an error it only logged.
+        if self._status == Client.CONNECTED and self._reading_task is asyncio.current_task():
+            await self._error_cb(DeafReadLoopError())
+            await self.force_reconnect()
+
+
+class _TlsClient(_Client):
     """nats-py's client, refusing an INFO without `tls_required` before CONNECT is sent."""
 
     async def _process_info(self, info: dict[str, object],
@@ -113,7 +151,7 @@ class Bus:
         """Connect, waiting (forever, retrying) until a server answers."""
         tls = config.tls_context()
         handshake_first = tls is not None and config.tls_handshake_first
-        bus = cls(_TlsClient() if tls is not None and not handshake_first else Client(), name)
+        bus = cls(_TlsClient() if tls is not None and not handshake_first else _Client(), name)
         # Seconds as floats: nats-py uses them so (tests reconnect within 0.1 s), though its
         # hints say int; they travel in `options`, whose one ignore covers the stub's types.
         options: dict[str, object] = {"connect_timeout": config.connect_timeout,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -191,3 +192,55 @@ async def test_reconnect_marks_the_source_online_and_rediscovers(
     nats_server.start()
     await next_update(queue, online=True)
     await wait_for_uuid(queue, comp.uuid)
+
+
+async def test_a_flush_outlasted_by_a_frozen_server_leaves_the_bus_hearing(
+        discovered: Any, nats_server: Any) -> None:
+    """nats-py sets the result of a timed-out flush's PONG future when the PONG comes late, and
+    its read loop dies of the InvalidStateError while the client still says connected (the
+    scale-out test's thawed collector, deaf to the others). The bus skips that PONG."""
+    discoverer, queue = discovered
+    await next_update(queue, full=True)
+    bus: Bus = discoverer.bus
+    nats_server.proc.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(nats.errors.TimeoutError):
+            await bus.client.flush(timeout=0.3)  # type: ignore[arg-type]
+    finally:
+        nats_server.proc.send_signal(signal.SIGCONT)
+    await bus.client.flush(timeout=5)            # the late PONG, then this one
+    nc = await nats.connect(nats_server.url)
+    try:
+        await nc.publish(ANNOUNCE, encode(RUBY))
+        await nc.flush()
+        await wait_for_uuid(queue, str(RUBY["uuid"]))   # heard within 5 s, not after 60 s
+    finally:
+        await nc.close()
+    assert bus.client.is_connected and bus.reconnects == 0 and bus.errors == 0
+
+
+async def test_a_read_loop_ended_by_an_unexpected_error_reconnects(
+        discovered: Any, nats_server: Any) -> None:
+    """Any other error the read loop only logs would leave the client connected and deaf as
+    well: the bus reports it and reconnects, and the discoverer hears announces again."""
+    discoverer, queue = discovered
+    await next_update(queue, full=True)
+    bus: Bus = discoverer.bus
+    parser = bus.client._ps
+    real_parse = parser.parse
+
+    async def parse_once_wrong(data: bytes = b"") -> None:
+        parser.parse = real_parse                 # type: ignore[method-assign]
+        raise RuntimeError("a parser bug")
+
+    parser.parse = parse_once_wrong               # type: ignore[method-assign]
+    await bus.client.publish(ANNOUNCE, encode(GO))   # comes back to us: the parse fails
+    await next_update(queue, online=True)            # the reconnect hook ran
+    assert bus.reconnects == 1 and bus.errors >= 1
+    nc = await nats.connect(nats_server.url)
+    try:
+        await nc.publish(ANNOUNCE, encode(RUBY))
+        await nc.flush()
+        await wait_for_uuid(queue, str(RUBY["uuid"]))
+    finally:
+        await nc.close()
