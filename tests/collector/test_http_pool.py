@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import socket
 import ssl
 import subprocess
@@ -125,6 +126,7 @@ async def test_header_injection_is_refused(env: Env) -> None:
 
 
 @on_both_loops
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 async def test_https_with_the_callers_trust(env: Env, tmp_path: Path) -> None:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
