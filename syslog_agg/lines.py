@@ -95,10 +95,12 @@ class Formatter:
         raw = msg.raw  # raw_text, inlined: this runs once per message
         if not raw.translate(None, _PLAIN):  # printable ASCII and tabs only (nearly always)
             return f"{received} {peer} {raw.decode('ascii')}\n"
-        try:
-            text = raw.decode()
-        except UnicodeDecodeError:
-            text = decode_invalid(raw)
+        last, text = _last_invalid
+        if raw is not last:  # else the parser has just decoded it: no second failed decode
+            try:
+                text = raw.decode()
+            except UnicodeDecodeError:
+                text = decode_invalid(raw)
         if text[-1:] in _TRAILING:
             text = text.rstrip("\r\n\x00")
         return f"{received} {peer} {escape_controls(text)}\n"

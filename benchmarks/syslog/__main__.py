@@ -2,6 +2,7 @@
 
     python -m benchmarks.syslog [--quick] [--messages N] [--rates 50000,...,max] [--repeat R]
                                 [--senders P] [--only fobs|rsyslogd] [--udp-workers N]
+                                [--modes udp,fuzz,tcp,parse]
 
 Both receivers run one after the other in the same run (receivers.py). Senders (senders.py) are
 P processes sending with sendmmsg, so that together they outrun either receiver:
@@ -192,6 +193,8 @@ def main() -> int:
     parser.add_argument("--only", choices=("fobs", "rsyslogd"), help="one receiver only")
     parser.add_argument("--udp-workers", type=int,
                         help="fobs listen.udp_workers (default: the config default)")
+    parser.add_argument("--modes", default="udp,fuzz,tcp,parse",
+                        help="what to run, comma-separated (default udp,fuzz,tcp,parse)")
     args = parser.parse_args()
     quick = args.quick
     n = args.messages or (50_000 if quick else 200_000)
@@ -207,10 +210,12 @@ def main() -> int:
     print(f"{n} messages of 200 B per run, {repeat} run(s) per point, {args.senders} sender "
           f"processes, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}; fobs {workers}")
     print()
-    print("parse cost, CPU µs per message (in this process; min of 3):")
-    for name, (p, whole) in parse_costs(20_000 if quick else 50_000).items():
-        print(f"  {name:13} parse {p:6.2f}   parse+route+count+format {whole:6.2f}")
-    print()
+    modes = set(args.modes.split(","))
+    if "parse" in modes:
+        print("parse cost, CPU µs per message (in this process; min of 3):")
+        for name, (p, whole) in parse_costs(20_000 if quick else 50_000).items():
+            print(f"  {name:13} parse {p:6.2f}   parse+route+count+format {whole:6.2f}")
+        print()
     print(f"{'receiver':9} {'mode':13} {'target/s':>9} {'sent/s':>9} {'snd µs':>6} "
           f"{'accepted/s':>10} {'loss %':>7} {'rcvbuf':>7} {'CPU µs/msg':>10} {'procs':>5} "
           f"{'RSS MiB':>7}")
@@ -231,14 +236,16 @@ def main() -> int:
             _print(r)
 
         for cls in receivers:
-            for rate in rates:
+            for rate in rates if "udp" in modes else []:
                 point(run_udp, cls, base, n, rate, args.senders)
-            fuzz_n = n // 2
-            point(run_udp, cls, base, fuzz_n, args.fuzz_rate, args.senders, "clean", "clean")
-            point(run_udp, cls, base, fuzz_n, args.fuzz_rate, args.senders, "fuzz", "fuzz")
-            point(run_udp, cls, base, fuzz_n, args.fuzz_rate, args.senders, "fuzz",
-                  "fuzz-warm", True)
-            for conns in (1, 100):
+            if "fuzz" in modes:
+                fuzz_n = n // 2
+                point(run_udp, cls, base, fuzz_n, args.fuzz_rate, args.senders, "clean",
+                      "clean")
+                point(run_udp, cls, base, fuzz_n, args.fuzz_rate, args.senders, "fuzz", "fuzz")
+                point(run_udp, cls, base, fuzz_n, args.fuzz_rate, args.senders, "fuzz",
+                      "fuzz-warm", True)
+            for conns in (1, 100) if "tcp" in modes else ():
                 for framing in ("lf", "octet"):
                     point(run_tcp, cls, base, n, framing, conns)
     _summary(results)
