@@ -101,8 +101,13 @@ class Recorder:
         """`{"50": v, …}` → float fields `<prefix>_p50_seconds`, … (other keys ignored)."""
         table = self.mapping(raw)
         if table is not None:
+            get = table.get
             for key, name in _percentile_names(prefix):
-                self.gauge(fields, name, table.get(key), scale)
+                value = get(key)
+                if type(value) is float and scale == 1.0 and value - value == 0.0:
+                    fields[name] = value     # gauge()'s common case, without a call
+                elif value is not None:
+                    self.gauge(fields, name, value, scale)
 
     def responses(self, fields: Fields, source: Any, key_prefix: str = "responses_") -> None:
         """`<key_prefix>2xx` … `xxx` → int fields `responses_2xx` … `responses_xxx`."""

@@ -79,7 +79,7 @@ def _add_traffic(fields: Fields, metric: Mapping[str, Any], rec: Recorder) -> No
     latency = rec.mapping(metric.get("latency"))
     if latency is None:
         return
-    percentiles = any(key in latency for key in PERCENTILES)
+    percentiles = not latency.keys().isdisjoint(PERCENTILES)
     if percentiles:
         rec.percentiles(fields, "latency", latency)
     raw_total, raw_samples = latency.get("value"), latency.get("samples")
