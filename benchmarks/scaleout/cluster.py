@@ -52,6 +52,7 @@ class Settings:
     first_scrape_window: float = 0.2
     flush_interval: float = 0.5
     nats_ping_interval: float = 20.0   # the client's ping: a frozen node goes unnoticed
+    nats_rtt_interval: float = 10.0    # the collector's NATS round trip (a flush; timeout half)
 
 
 @dataclass
@@ -92,7 +93,7 @@ class Rig:
         if status_port:
             self.status_ports[index] = status_port
         config.write_text(
-            f'deployment = "scaleout"\n'
+            f'deployment = "scaleout"\nnats_ping_interval = {s.nats_rtt_interval}\n'
             f"[component]\nindex = {index}\n"
             f"[component.nats]\nservers = [{servers}]\nreconnect_wait = 0.1\n"
             f"ping_interval = {s.nats_ping_interval}\n"
@@ -161,8 +162,11 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float, every: float 
 
 
 def settled(rig: Rig, indexes: Sequence[int], targets: int) -> Callable[[], bool]:
-    """True once every collector in `indexes` sees exactly those members, all active, and
-    their shares add up to `targets` (fleet and collectors)."""
+    """True once every collector in `indexes` sees exactly those members, all active and heard
+    within the miss window (a collector deaf to NATS keeps its last view: that is not
+    agreement), and their shares add up to `targets` (fleet and collectors)."""
+    window = rig.settings.heartbeat * rig.settings.misses
+
     def check() -> bool:
         shares = []
         for i in indexes:
@@ -171,7 +175,7 @@ def settled(rig: Rig, indexes: Sequence[int], targets: int) -> Callable[[], bool
             except (OSError, ValueError):     # not listening yet
                 return False
             if sorted(m["name"] for m in members) != sorted(str(j) for j in indexes) or any(
-                    m["state"] != "active" for m in members):
+                    m["state"] != "active" or m["heard_ago"] > window for m in members):
                 return False
             shares.append(next(m["owned"] for m in members if m.get("self")))
         return bool(sum(shares) == targets)
