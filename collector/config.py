@@ -32,8 +32,8 @@ DEFAULT_HEALTHZ_INTERVAL = 5.0
 DEFAULT_TIMEOUT_CAP = 5.0                   # default timeout = min(5 s, interval)
 DEFAULT_DISCOVER_INTERVAL = 60.0
 DEFAULT_PRUNE_INTERVAL = 300.0
-DEFAULT_HEARTBEAT_INTERVAL = 1.0   # sharding: a silent collector is out after interval × misses
-DEFAULT_HEARTBEAT_MISSES = 3       # (3 s: within a third of the default varz interval)
+DEFAULT_HEARTBEAT_INTERVAL = 0.8   # sharding: a silent collector is out after interval × misses,
+DEFAULT_HEARTBEAT_MISSES = 3       # seen within one more interval: 2.4-3.2 s, under a third of 10 s
 DEFAULT_MAX_TARGETS = 10_000                # announced targets kept; past it new ones are refused
 DEFAULT_MAX_TYPES = 256                     # distinct component types (a CF fleet has ~20)
 DEFAULT_MAX_IN_FLIGHT = 256

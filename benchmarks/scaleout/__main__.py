@@ -6,7 +6,7 @@
 A 3-node NATS cluster, an influxd and a fleet of `--targets` components
 (`fobs component fleet --no-simulation`, in P processes) start once. Each run then starts
 `--collectors` collector processes (`python -m fobs.collector`, `sharding = "rendezvous"`, the
-default heartbeat 1 s × 3 misses, /varz only), waits until they share the fleet, and measures:
+default heartbeat 0.8 s × 3 misses, /varz only), waits until they share the fleet, and measures:
 
 - steady window (`--window` s): each collector's CPU (utime+stime, % of one core, and seconds per
   1,000 scrapes), scrapes done, duplicates and missed scrapes of the whole fleet (from the
@@ -48,6 +48,7 @@ from benchmarks.scaleout.cluster import (
     wait_for,
     window,
 )
+from fobs.collector.config import DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HEARTBEAT_MISSES
 from fobs.ports import free_ports
 from tests.services import Influxd, NatsCluster
 
@@ -124,7 +125,8 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="fobs-scaleout-"))
     cluster = NatsCluster(workdir / "nats")
     influxd = Influxd(workdir / "influxd")
-    settings = Settings(interval=args.interval, heartbeat=1.0, misses=3,
+    settings = Settings(interval=args.interval, heartbeat=DEFAULT_HEARTBEAT_INTERVAL,
+                        misses=DEFAULT_HEARTBEAT_MISSES,
                         discover_interval=60.0, first_scrape_window=0.5, flush_interval=1.0)
     extra = {"max_targets": 2 * args.targets}   # above the default cap of 10,000 announced
     results: list[dict[str, Any]] = []
