@@ -16,7 +16,7 @@ from fobs.components.runtime import Component, ComponentConfig
 from tests.collector.collector_helpers import MemoryOutputs, collector_config
 from tests.waiting import until
 
-FLEET = 12
+FLEET = 30           # with 12, a collector owned none of them in ~2 % of runs (3 × (2/3)^12)
 PRUNE = 30.0         # far longer than the test: a takeover must come from the heartbeats
 HEARTBEAT = 0.2
 MISSES = 3
