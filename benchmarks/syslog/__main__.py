@@ -260,18 +260,19 @@ def _summary(results: list[Result]) -> None:
         udp = [r for r in results if r.receiver == name and r.mode == "udp"]
         clean = [r.send_rate for r in udp if r.received == r.sent]
         top = max(udp, key=lambda r: r.send_rate, default=None)
-        line = f"{name}: highest zero-loss UDP rate {max(clean, default=0):,.0f} msgs/s"
+        parts = []
         if top is not None:
-            line += (f"; at the senders' top ({top.send_rate:,.0f}/s) {top.loss:.2f} % lost, "
-                     f"{top.cpu_us:.2f} µs/msg")
+            parts.append(f"highest zero-loss UDP rate {max(clean, default=0):,.0f} msgs/s")
+            parts.append(f"at the senders' top ({top.send_rate:,.0f}/s) {top.loss:.2f} % "
+                         f"lost, {top.cpu_us:.2f} µs/msg")
         target = _fuzz_target(results)
         cl = by.get((name, "clean", target))
         for mode in ("fuzz", "fuzz-warm"):
             fz = by.get((name, mode, target))
             if fz and cl:
-                line += (f"; {mode} {fz.cpu_us:.2f} µs/msg = {fz.cpu_us / cl.cpu_us:.2f}x "
-                         f"clean, {fz.received:,.0f} of {fz.sent} lines")
-        print(line)
+                parts.append(f"{mode} {fz.cpu_us:.2f} µs/msg = {fz.cpu_us / cl.cpu_us:.2f}x "
+                             f"clean, {fz.received:,.0f} of {fz.sent} lines")
+        print(f"{name}: {'; '.join(parts)}")
     if len(names) == 2:
         print("fobs / rsyslogd, same run:")
         for r in results:
