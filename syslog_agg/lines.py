@@ -43,7 +43,9 @@ def _i(value: int | None) -> str:
 _TRAILING = frozenset(("", "\r", "\n", "\x00"))
 _PLAIN = bytes([0x09, *range(0x20, 0x7F)])  # bytes written as they are in a text line
 EXACT_ERRORS = 16  # invalid sequences up to which invalid UTF-8 keeps its valid characters
-_last_invalid: tuple[bytes | None, str] = (None, "")  # the last invalid input, its text
+BINARY_PREFIX = 256  # bytes decoded first to tell binary input (a clean line is ~200 B)
+# the last invalid input, its text, and whether that text is printable ASCII (binary input's)
+_last_invalid: tuple[bytes | None, str, bool] = (None, "", False)
 
 
 def decode_raw(raw: bytes) -> str:
@@ -56,7 +58,9 @@ def decode_raw(raw: bytes) -> str:
     only invalid bytes become `\\xNN`. Past that the input is binary and is written as a
     Python bytes literal shows it, in one C pass (`codecs.escape_encode`): `\\xNN` for every
     byte outside printable ASCII, `\\t`, `\\n`, `\\r`, and `\\\\`, `\\'` for a backslash and a
-    quote; about 20 µs for 8 KiB of random bytes instead of 500.
+    quote; about 20 µs for 8 KiB of random bytes instead of 500. Whether input is binary is
+    seen in its first BINARY_PREFIX bytes when they hold enough invalid sequences, so a long
+    binary datagram is not decoded a second time to count them.
     """
     try:
         return raw.decode()
@@ -67,14 +71,18 @@ def decode_raw(raw: bytes) -> str:
 def decode_invalid(raw: bytes) -> str:
     """`decode_raw` of input that `raw.decode()` has just refused."""
     global _last_invalid
-    last, text = _last_invalid
+    last, text, _ = _last_invalid
     if raw is last:  # the parser decoded it, now the formatter: once is enough
         return text
-    if raw.decode("utf-8", "replace").count("\ufffd") <= EXACT_ERRORS:  # in C, fast paths
-        text = raw.decode("utf-8", "backslashreplace")
+    # Cutting a prefix can add one invalid sequence (a character cut in two), hence the + 1.
+    binary = (len(raw) > BINARY_PREFIX and raw[:BINARY_PREFIX].decode("utf-8", "replace")
+              .count("\ufffd") > EXACT_ERRORS + 1)
+    if not binary and raw.decode("utf-8", "replace").count("\ufffd") <= EXACT_ERRORS:
+        text = raw.decode("utf-8", "backslashreplace")  # (`replace`: a fast path in C)
     else:
+        binary = True
         text = codecs.escape_encode(raw)[0].decode("ascii")
-    _last_invalid = (raw, text)
+    _last_invalid = (raw, text, binary)
     return text
 
 
@@ -95,12 +103,16 @@ class Formatter:
         raw = msg.raw  # raw_text, inlined: this runs once per message
         if not raw.translate(None, _PLAIN):  # printable ASCII and tabs only (nearly always)
             return f"{received} {peer} {raw.decode('ascii')}\n"
-        last, text = _last_invalid
+        last, text, binary = _last_invalid
         if raw is not last:  # else the parser has just decoded it: no second failed decode
             try:
                 text = raw.decode()
+                binary = False
             except UnicodeDecodeError:
                 text = decode_invalid(raw)
+                binary = _last_invalid[2]
+        if binary:  # printable ASCII already: its CR, LF and NUL are escapes
+            return f"{received} {peer} {text}\n"
         if text[-1:] in _TRAILING:
             text = text.rstrip("\r\n\x00")
         return f"{received} {peer} {escape_controls(text)}\n"

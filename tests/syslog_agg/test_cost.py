@@ -22,11 +22,12 @@ import pytest
 from fobs.syslog_agg import parser
 from fobs.syslog_agg.config import TailConfig
 from fobs.syslog_agg.intake import Intake
-from fobs.syslog_agg.lines import EXACT_ERRORS, decode_raw
+from fobs.syslog_agg.lines import BINARY_PREFIX, EXACT_ERRORS, Formatter, decode_raw
 from fobs.syslog_agg.mmsg import BatchReceiver
 from fobs.syslog_agg.pipeline import Pipeline
 from fobs.syslog_agg.router import Router, RoutingConfig
 from fobs.syslog_agg.tail import Tail
+from fobs.syslog_agg.text import escape_controls
 from fobs.syslog_agg.udp import UdpListener
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -45,6 +46,30 @@ def test_binary_input_is_written_byte_by_byte_and_reads_back() -> None:
     assert codecs.escape_decode(text)[0] == raw   # every byte can be read back
     assert decode_raw(raw) == text                # the same answer twice (a one-entry cache)
     assert decode_raw(bytes(raw)) == text
+
+
+def _whole_count(raw: bytes) -> str:
+    """decode_raw without the prefix shortcut: the invalid sequences of all the input counted."""
+    if raw.decode("utf-8", "replace").count("\ufffd") <= EXACT_ERRORS:
+        return raw.decode("utf-8", "backslashreplace")
+    return codecs.escape_encode(raw)[0].decode("ascii")
+
+
+@pytest.mark.parametrize("raw", [
+    b"\x80" * (EXACT_ERRORS + 2) + b"a" * BINARY_PREFIX,          # binary from the prefix
+    b"\x80" * EXACT_ERRORS + b"a" * BINARY_PREFIX + b"\x80",     # binary by the whole count
+    b"\x80" * EXACT_ERRORS + b"a" * BINARY_PREFIX,                # exact: at the limit
+    b"a" * (BINARY_PREFIX - EXACT_ERRORS - 1) + b"\xff" * EXACT_ERRORS + "é".encode(),  # é cut
+    b"a" * (BINARY_PREFIX - EXACT_ERRORS - 2) + b"\xff" * (EXACT_ERRORS + 1) + b"\xe2\x82\xac",
+    random.Random(7).randbytes(BINARY_PREFIX + 1),
+])
+def test_binary_seen_in_the_prefix_is_what_the_whole_count_says(raw: bytes) -> None:
+    """The prefix may cut a character in two (one invalid sequence more): never a wrong call."""
+    text = decode_raw(raw)
+    assert text == _whole_count(raw)
+    message = parser.parse(raw, now=NOW)
+    line = Formatter("text").line(message, "c", "T", "p")
+    assert line == f"T p {escape_controls(text.rstrip(chr(13) + chr(10) + chr(0)))}\n"
 
 
 @pytest.mark.parametrize("line", [
