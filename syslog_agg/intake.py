@@ -33,7 +33,7 @@ Item = tuple[bytes, str, float, bool]
 
 
 class Resumable(Protocol):
-    """A connection that stopped reading while the queue was full (tcp.py's session)."""
+    """A connection that stopped reading while the queue was full (session.py)."""
 
     def resume(self) -> None: ...
 
