@@ -146,6 +146,17 @@ class Service:
     def stop(self) -> None:
         self._signal(signal.SIGTERM)
 
+    def freeze(self) -> None:
+        """SIGSTOP, returning once the whole process has stopped: kill() only asks, and on a busy
+        machine a thread already running can still answer a request for a moment."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+        os.waitpid(self.proc.pid, os.WUNTRACED)   # reports the stop; reaps nothing
+
+    def thaw(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def _signal(self, sig: int) -> None:
         if self.proc is None:
             return

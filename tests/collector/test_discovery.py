@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -202,12 +201,12 @@ async def test_a_flush_outlasted_by_a_frozen_server_leaves_the_bus_hearing(
     discoverer, queue = discovered
     await next_update(queue, full=True)
     bus: Bus = discoverer.bus
-    nats_server.proc.send_signal(signal.SIGSTOP)
+    nats_server.freeze()
     try:
         with pytest.raises(nats.errors.TimeoutError):
             await bus.client.flush(timeout=0.3)  # type: ignore[arg-type]
     finally:
-        nats_server.proc.send_signal(signal.SIGCONT)
+        nats_server.thaw()
     await bus.client.flush(timeout=5)            # the late PONG, then this one
     nc = await nats.connect(nats_server.url)
     try:

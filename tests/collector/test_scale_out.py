@@ -93,10 +93,10 @@ def test_collectors_share_take_over_and_heal_within_one_interval(
         # a partition: collector 4's node (node 0, no one else's since collector 1 died) freezes
         assert nodes[0].proc is not None
         marks["partition"] = time.time()
-        nodes[0].proc.send_signal(signal.SIGSTOP)
+        nodes[0].freeze()
         time.sleep(3 * I)
         marks["return"] = time.time()
-        nodes[0].proc.send_signal(signal.SIGCONT)
+        nodes[0].thaw()
         # both hear each other again (settled: every member heard within the miss window)
         wait_for(settled(rig, [3, 4], FLEET + 3), "collector 4 back", timeout=30)
         marks["agreed"] = time.time()
@@ -110,7 +110,7 @@ def test_collectors_share_take_over_and_heal_within_one_interval(
         marks["end"] = time.time()
     finally:
         if nodes[0].proc is not None:
-            nodes[0].proc.send_signal(signal.SIGCONT)
+            nodes[0].thaw()
         rig.close()
     # what collector 1 scraped and had not written when it was killed is in its spool
     print("drain of collector 1:", rig.drain(1))
