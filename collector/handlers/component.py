@@ -39,9 +39,10 @@ LOG_LEVELS = {
 LOG_FIELDS = ("log_fatal", "log_error", "log_warn", "log_info", "log_debug")
 MAX_LEVELS = 32
 
-# Keys `add_component_fields` reads (a handler with a partial decoder must decode them).
-READS = ("mem_bytes", "mem", "mem_used_bytes", "mem_free_bytes", "cpu", "cpu_load_avg",
-         "num_cores", "uptime", "log_counts")
+# Keys stored as they are, then every key `add_component_fields` reads (a handler with a
+# partial decoder must decode them).
+PLAIN_GAUGES = ("mem_used_bytes", "mem_free_bytes", "cpu", "cpu_load_avg", "num_cores")
+READS = ("mem_bytes", "mem", *PLAIN_GAUGES, "uptime", "log_counts")
 
 # Keys the generic fields consume, or that identify the component (never flattened as data).
 KEYS = frozenset({
@@ -57,7 +58,7 @@ def add_component_fields(varz: Mapping[str, Any], rec: Recorder) -> None:
         rec.gauge(fields, "mem_bytes", varz["mem_bytes"])
     else:
         rec.gauge(fields, "mem_bytes", varz.get("mem"), scale=KB)
-    for key in READS[2:7]:
+    for key in PLAIN_GAUGES:
         rec.gauge(fields, key, varz.get(key))
     uptime = varz.get("uptime")
     if uptime is not None:
