@@ -4,6 +4,7 @@ test scripts, and running a test on both event loops."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
@@ -37,8 +38,12 @@ class Scripted:
         self.connections = self.open = self.most_open = 0
         self.closed = asyncio.Event()           # set whenever a connection ends
         self.server: asyncio.Server | None = None
+        self.handlers: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self.handlers[task] = writer
         self.connections += 1
         self.open += 1
         self.most_open = max(self.most_open, self.open)
@@ -81,9 +86,16 @@ class Env:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.fetcher.close()
+        await asyncio.sleep(0)  # a connection accepted just now: its handler starts
         for s in self.servers:
             assert s.server is not None
-            s.server.close()
+            s.server.close()    # (3.11 leaves the accepted connections open)
+            for task in s.handlers:
+                task.cancel()   # a handler still waiting (a hung server): its finally closes
+            await asyncio.gather(*s.handlers, return_exceptions=True)
+            for writer in s.handlers.values():  # every server-side socket closed on this loop
+                with contextlib.suppress(ConnectionError):
+                    await writer.wait_closed()
 
 
 def on_both_loops(test: Callable[..., Awaitable[None]]) -> Callable[..., None]:
